@@ -1,0 +1,508 @@
+"""The corpus store: content-addressed files plus an SQLite manifest.
+
+Stage: shared by crawl (writes documents, sources, fetches), import (writes documents,
+sources), extract (reads documents, writes extractions) and every later stage (reads).
+
+Layout under the corpus directory::
+
+    corpus.sqlite                     manifest (WAL mode, schema version in PRAGMA user_version)
+    files/<sha[:2]>/<sha256>.<ext>    document bytes, named by their SHA-256
+    text/<sha[:2]>/<sha256>.<key>.json   extraction results (see nlp.schema.Extraction)
+
+Guarantees:
+- a document id is the SHA-256 of its bytes: the same bytes at two URLs are one document with
+  two ``sources`` rows;
+- nothing is half-written: files are written to a temporary name in the same directory,
+  fsynced and renamed into place *before* their row is committed, so a crash leaves at worst an
+  orphan temporary file (swept on the next open), never a row pointing at a partial file;
+- several processes may write at once (a crawl and an import): each opens its own connection,
+  WAL mode lets readers run beside one writer, writes take the lock up front
+  (``BEGIN IMMEDIATE``) and wait for it (``busy_timeout``) instead of failing.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from nlp.errors import StoreError
+from nlp.schema import Extraction
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "corpus.sqlite"
+# Temporary files older than this are leftovers of a killed writer, not a write in progress.
+STALE_TMP_SECONDS = 3600
+
+# Each entry upgrades the schema from version i to i+1. Never edit a released entry: append.
+MIGRATIONS: list[str] = [
+    # 1: the first schema.
+    """
+    CREATE TABLE documents (
+        id          TEXT PRIMARY KEY,          -- SHA-256 of the bytes, hex
+        media_type  TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        path        TEXT NOT NULL,             -- relative to the corpus directory
+        first_seen  TEXT NOT NULL
+    );
+    CREATE TABLE sources (
+        id            INTEGER PRIMARY KEY,
+        document_id   TEXT NOT NULL REFERENCES documents(id),
+        metropole     TEXT NOT NULL,
+        url           TEXT NOT NULL,
+        referer       TEXT,
+        anchor_text   TEXT,
+        page_title    TEXT,
+        http_status   INTEGER,
+        etag          TEXT,
+        last_modified TEXT,
+        headers       TEXT,                    -- JSON object of the response headers kept
+        fetched_at    TEXT NOT NULL,
+        origin        TEXT NOT NULL DEFAULT 'crawl',   -- crawl | import | scdl
+        metadata      TEXT,                    -- JSON: SCDL fields, depth, relevance score...
+        UNIQUE (document_id, metropole, url)
+    );
+    CREATE INDEX sources_metropole ON sources(metropole);
+    CREATE INDEX sources_url ON sources(url);
+    -- The latest outcome of every URL the crawler tried, stored or not: what makes a crawl
+    -- resumable (Scrapy's JOBDIR alone loses in-flight requests) and re-crawls conditional.
+    CREATE TABLE fetches (
+        metropole     TEXT NOT NULL,
+        url           TEXT NOT NULL,
+        status        TEXT NOT NULL,           -- slug, see nlp.schema.FETCH_STATUSES
+        http_status   INTEGER,
+        kind          TEXT,                    -- page | document | dataset
+        document_id   TEXT,
+        etag          TEXT,
+        last_modified TEXT,
+        error         TEXT,
+        referer       TEXT,
+        depth         INTEGER,
+        bytes         INTEGER,
+        fetched_at    TEXT NOT NULL,
+        attempts      INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (metropole, url)
+    );
+    CREATE TABLE extractions (
+        document_id      TEXT NOT NULL REFERENCES documents(id),
+        engine           TEXT NOT NULL,
+        engine_version   TEXT NOT NULL,
+        cleaning_version TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        pages            INTEGER,
+        chars            INTEGER,
+        error            TEXT,
+        text_path        TEXT,                 -- relative to the corpus directory
+        metadata         TEXT,                 -- JSON: title, doc_type, date, language...
+        seconds          REAL,
+        created_at       TEXT NOT NULL,
+        PRIMARY KEY (document_id, engine, engine_version, cleaning_version)
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+EXT_BY_MEDIA_TYPE = {
+    "application/pdf": "pdf",
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "text/csv": "csv",
+    "application/json": "json",
+    "text/plain": "txt",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.oasis.opendocument.text": "odt",
+    "application/msword": "doc",
+}
+
+
+def utcnow() -> str:
+    """Current UTC time as an ISO-8601 string (second precision)."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either nothing or the whole file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A document row of the manifest."""
+
+    id: str
+    media_type: str
+    size: int
+    path: str
+    first_seen: str
+
+
+class CorpusStore:
+    """Handle on one corpus directory. Cheap to open; open one per process (or thread).
+
+    Input: the corpus directory (created if missing). Every public method that writes commits
+    before it returns, unless called inside :meth:`transaction`, which groups writes in one
+    transaction (use it for batches).
+    """
+
+    def __init__(self, corpus_dir: Path | str, *, timeout: float = 60.0) -> None:
+        self.root = Path(corpus_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.files_dir = self.root / "files"
+        self.text_dir = self.root / "text"
+        self.db_path = self.root / DB_NAME
+        try:
+            self.conn = sqlite3.connect(self.db_path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as exc:  # pragma: no cover - depends on the filesystem
+            raise StoreError(f"cannot open corpus store {self.db_path}: {exc}") from exc
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self._depth = 0
+        self._migrate()
+        self._sweep_stale_tmp()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "CorpusStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Group writes in one ``BEGIN IMMEDIATE`` transaction (re-entrant)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.db_path} has schema version {version}, newer than this barometre "
+                f"({SCHEMA_VERSION}): upgrade barometre to read it"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            for i in range(version, SCHEMA_VERSION):
+                log.info("migrating corpus store %s to schema version %d", self.db_path, i + 1)
+                for statement in MIGRATIONS[i].split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {i + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _sweep_stale_tmp(self) -> None:
+        now = time.time()
+        for directory in (self.files_dir, self.text_dir):
+            if not directory.exists():
+                continue
+            for tmp in directory.glob("*/.*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    if now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                        tmp.unlink()
+
+    # -- documents -----------------------------------------------------------------------
+    def add_document(self, data: bytes, media_type: str, ext: str | None = None) -> tuple[str, bool]:
+        """Store ``data`` once under its SHA-256.
+
+        Input: the bytes, their media type, an optional file extension (derived from the
+        media type when absent). Output: ``(document_id, created)`` where ``created`` is False
+        when the same bytes were already stored.
+        """
+        doc_id = sha256_bytes(data)
+        row = self.conn.execute("SELECT path FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        if row is not None and (self.root / row["path"]).exists():
+            return doc_id, False
+        ext = (ext or EXT_BY_MEDIA_TYPE.get(media_type.split(";")[0].strip().lower(), "bin")).lstrip(".")
+        rel = Path("files") / doc_id[:2] / f"{doc_id}.{ext}"
+        # The file goes into place before its row: a crash in between leaves a file with no
+        # row (harmless, found again by its hash), never a row without its file.
+        atomic_write(self.root / rel, data)
+        with self.transaction():
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO documents (id, media_type, size, path, first_seen) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (doc_id, media_type, len(data), rel.as_posix(), utcnow()),
+            )
+        return doc_id, cur.rowcount == 1
+
+    def add_source(
+        self,
+        document_id: str,
+        metropole: str,
+        url: str,
+        *,
+        referer: str | None = None,
+        anchor_text: str | None = None,
+        page_title: str | None = None,
+        http_status: int | None = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        headers: dict[str, str] | None = None,
+        fetched_at: str | None = None,
+        origin: str = "crawl",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Record where a document was found (one row per document × metropole × URL).
+
+        A second sighting of the same (document, metropole, URL) updates the fetch fields and
+        keeps the first referer/anchor/title when the new ones are empty.
+        """
+        with self.transaction():
+            self.conn.execute(
+                """
+                INSERT INTO sources (document_id, metropole, url, referer, anchor_text, page_title,
+                    http_status, etag, last_modified, headers, fetched_at, origin, metadata)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (document_id, metropole, url) DO UPDATE SET
+                    referer = COALESCE(excluded.referer, referer),
+                    anchor_text = COALESCE(excluded.anchor_text, anchor_text),
+                    page_title = COALESCE(excluded.page_title, page_title),
+                    http_status = excluded.http_status,
+                    etag = excluded.etag,
+                    last_modified = excluded.last_modified,
+                    headers = COALESCE(excluded.headers, headers),
+                    fetched_at = excluded.fetched_at,
+                    metadata = COALESCE(excluded.metadata, metadata)
+                """,
+                (
+                    document_id, metropole, url, referer, anchor_text, page_title, http_status,
+                    etag, last_modified, json.dumps(headers, ensure_ascii=False) if headers else None,
+                    fetched_at or utcnow(), origin,
+                    json.dumps(metadata, ensure_ascii=False, sort_keys=True) if metadata else None,
+                ),
+            )
+
+    def get_document(self, document_id: str) -> StoredDocument | None:
+        row = self.conn.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()
+        return StoredDocument(**dict(row)) if row else None
+
+    def document_path(self, document_id: str) -> Path:
+        doc = self.get_document(document_id)
+        if doc is None:
+            raise KeyError(document_id)
+        return self.root / doc.path
+
+    def documents(self, metropoles: list[str] | None = None) -> list[StoredDocument]:
+        """Documents (sorted by id), optionally only those with a source in ``metropoles``."""
+        if metropoles:
+            marks = ",".join("?" * len(metropoles))
+            rows = self.conn.execute(
+                f"SELECT DISTINCT d.* FROM documents d JOIN sources s ON s.document_id = d.id "
+                f"WHERE s.metropole IN ({marks}) ORDER BY d.id",
+                metropoles,
+            ).fetchall()
+        else:
+            rows = self.conn.execute("SELECT * FROM documents ORDER BY id").fetchall()
+        return [StoredDocument(**dict(r)) for r in rows]
+
+    def sources(self, document_id: str | None = None, metropoles: list[str] | None = None) -> list[dict[str, Any]]:
+        """Source rows as dicts (``headers``/``metadata`` decoded), ordered by id."""
+        where, args = [], []
+        if document_id:
+            where.append("document_id = ?")
+            args.append(document_id)
+        if metropoles:
+            where.append(f"metropole IN ({','.join('?' * len(metropoles))})")
+            args.extend(metropoles)
+        sql = "SELECT * FROM sources" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
+        out = []
+        for r in self.conn.execute(sql, args).fetchall():
+            d = dict(r)
+            for key in ("headers", "metadata"):
+                d[key] = json.loads(d[key]) if d[key] else {}
+            out.append(d)
+        return out
+
+    # -- fetches (crawl bookkeeping) -----------------------------------------------------
+    def record_fetch(
+        self,
+        metropole: str,
+        url: str,
+        status: str,
+        *,
+        http_status: int | None = None,
+        kind: str | None = None,
+        document_id: str | None = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        error: str | None = None,
+        referer: str | None = None,
+        depth: int | None = None,
+        nbytes: int | None = None,
+    ) -> None:
+        """Record the latest outcome for ``url``; a later outcome replaces an earlier one.
+
+        A ``not-modified`` outcome keeps the document id and validators already known.
+        """
+        with self.transaction():
+            self.conn.execute(
+                """
+                INSERT INTO fetches (metropole, url, status, http_status, kind, document_id, etag,
+                    last_modified, error, referer, depth, bytes, fetched_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (metropole, url) DO UPDATE SET
+                    status = excluded.status,
+                    http_status = excluded.http_status,
+                    kind = COALESCE(excluded.kind, kind),
+                    document_id = COALESCE(excluded.document_id, document_id),
+                    etag = COALESCE(excluded.etag, etag),
+                    last_modified = COALESCE(excluded.last_modified, last_modified),
+                    error = excluded.error,
+                    referer = COALESCE(referer, excluded.referer),
+                    depth = MIN(COALESCE(depth, excluded.depth), COALESCE(excluded.depth, depth)),
+                    bytes = COALESCE(excluded.bytes, bytes),
+                    fetched_at = excluded.fetched_at,
+                    attempts = attempts + 1
+                """,
+                (metropole, url, status, http_status, kind, document_id, etag, last_modified,
+                 error, referer, depth, nbytes, utcnow()),
+            )
+
+    def get_fetch(self, metropole: str, url: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT * FROM fetches WHERE metropole = ? AND url = ?", (metropole, url)
+        ).fetchone()
+        return dict(row) if row else None
+
+    def fetches(self, metropoles: list[str] | None = None) -> list[dict[str, Any]]:
+        if metropoles:
+            rows = self.conn.execute(
+                f"SELECT * FROM fetches WHERE metropole IN ({','.join('?' * len(metropoles))}) "
+                "ORDER BY metropole, url",
+                metropoles,
+            ).fetchall()
+        else:
+            rows = self.conn.execute("SELECT * FROM fetches ORDER BY metropole, url").fetchall()
+        return [dict(r) for r in rows]
+
+    # -- extractions ---------------------------------------------------------------------
+    def get_extraction_row(
+        self, document_id: str, engine: str, engine_version: str, cleaning_version: str
+    ) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT * FROM extractions WHERE document_id = ? AND engine = ? AND engine_version = ? "
+            "AND cleaning_version = ?",
+            (document_id, engine, engine_version, cleaning_version),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def save_extraction(self, document_id: str, extraction: Extraction) -> None:
+        """Persist an extraction: its JSON (atomically) then its row (replacing an older one
+        with the same key)."""
+        key = hashlib.sha256(
+            f"{extraction.engine}|{extraction.engine_version}|{extraction.cleaning_version}".encode()
+        ).hexdigest()[:12]
+        rel = Path("text") / document_id[:2] / f"{document_id}.{key}.json"
+        atomic_write(
+            self.root / rel,
+            json.dumps(extraction.to_dict(), ensure_ascii=False).encode("utf-8"),
+        )
+        with self.transaction():
+            self.conn.execute(
+                """
+                INSERT OR REPLACE INTO extractions (document_id, engine, engine_version,
+                    cleaning_version, status, pages, chars, error, text_path, metadata, seconds,
+                    created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    document_id, extraction.engine, extraction.engine_version,
+                    extraction.cleaning_version, extraction.status, len(extraction.pages),
+                    extraction.chars, extraction.error, rel.as_posix(),
+                    json.dumps(extraction.metadata, ensure_ascii=False, sort_keys=True, default=str),
+                    extraction.seconds, utcnow(),
+                ),
+            )
+
+    def load_extraction(self, row: dict[str, Any]) -> Extraction:
+        """Read the extraction JSON that an ``extractions`` row points to."""
+        with open(self.root / row["text_path"], encoding="utf-8") as f:
+            return Extraction.from_dict(json.load(f))
+
+    def latest_extractions(self, metropoles: list[str] | None = None) -> list[dict[str, Any]]:
+        """For each document (optionally of some metropoles), its most recent extraction row."""
+        docs = {d.id for d in self.documents(metropoles)}
+        rows = self.conn.execute(
+            "SELECT * FROM extractions ORDER BY document_id, created_at DESC, rowid DESC"
+        ).fetchall()
+        seen: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            if r["document_id"] in docs and r["document_id"] not in seen:
+                d = dict(r)
+                d["metadata"] = json.loads(d["metadata"]) if d["metadata"] else {}
+                seen[r["document_id"]] = d
+        return [seen[k] for k in sorted(seen)]
+
+    # -- summaries -----------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Document count and a hash of the sorted document ids: identifies a corpus state."""
+        ids = [r[0] for r in self.conn.execute("SELECT id FROM documents ORDER BY id")]
+        return {"documents": len(ids), "hash": hashlib.sha256("\n".join(ids).encode()).hexdigest()}
+
+    def counts(self, table: str, column: str = "status") -> dict[str, int]:
+        """Counts per value of ``column`` in ``table`` (for the end-of-stage summaries)."""
+        if table not in {"fetches", "extractions", "documents", "sources"}:
+            raise ValueError(table)
+        rows = self.conn.execute(
+            f"SELECT {column}, COUNT(*) FROM {table} GROUP BY {column} ORDER BY {column}"
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
