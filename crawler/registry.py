@@ -34,6 +34,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -115,6 +116,29 @@ def _check_regex(value: Any) -> str:
     except re.error as exc:
         raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
     return value
+
+
+class _FieldError(ValueError):
+    """An error that names its own field path, e.g. ``start_urls[1]`` (raised inside a
+    validator, where pydantic would only know the field as a whole)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _each(field: str, values: list[Any], check: Any) -> list[Any]:
+    """Apply ``check`` to each list item; an error names the item (``field[i]``)."""
+    out = []
+    for i, value in enumerate(values):
+        try:
+            out.append(check(value))
+        except _FieldError:
+            raise
+        except ValueError as exc:
+            raise _FieldError(f"{field}[{i}]", str(exc)) from None
+    return out
 
 
 def _reject_bool(value: Any) -> Any:
@@ -199,7 +223,7 @@ class Defaults(Limits):
     @field_validator("deny")
     @classmethod
     def _deny_regex(cls, v: list[str]) -> list[str]:
-        return [_check_regex(x) for x in v]
+        return _each("deny", v, _check_regex)
 
     def limits(self) -> Limits:
         return Limits(**self.model_dump(exclude={"deny"}))
@@ -286,10 +310,12 @@ class Metropole(BaseModel):
         if not v:
             raise ValueError("must list at least one domain")
         out = []
-        for d in v:
+        for i, d in enumerate(v):
             host = d.strip().lower().rstrip(".")
             if not _HOST_RE.match(host):
-                raise ValueError(f"must be a host name like 'grandlyon.com' (no scheme, port or path), got {d!r}")
+                raise _FieldError(
+                    f"domains[{i}]", f"must be a host name like 'grandlyon.com' (no scheme, port or path), got {d!r}"
+                )
             out.append(host)
         return out
 
@@ -298,17 +324,17 @@ class Metropole(BaseModel):
     def _start_urls(cls, v: list[str]) -> list[str]:
         if not v:
             raise ValueError("must list at least one URL")
-        return [_check_http_url(u) for u in v]
+        return _each("start_urls", v, _check_http_url)
 
     @field_validator("sitemaps")
     @classmethod
     def _sitemaps(cls, v: list[str]) -> list[str]:
-        return [_check_http_url(u) for u in v]
+        return _each("sitemaps", v, _check_http_url)
 
     @field_validator("allow", "deny")
     @classmethod
-    def _regexes(cls, v: list[str]) -> list[str]:
-        return [_check_regex(x) for x in v]
+    def _regexes(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        return _each(info.field_name or "", v, _check_regex)
 
     @field_validator("fictional", mode="before")
     @classmethod
@@ -336,13 +362,6 @@ class Metropole(BaseModel):
         return self
 
 
-class _FieldError(ValueError):
-    """A cross-field error that names its own field (raised inside a model validator)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 class Registry(BaseModel):

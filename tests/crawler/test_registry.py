@@ -1,0 +1,342 @@
+"""Tests of crawler/registry.py: the shipped registry, every validation error, URL helpers."""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from crawler.registry import (
+    Metropole,
+    Registry,
+    default_registry_path,
+    load_registry,
+    normalise_url,
+    registry_from_dict,
+    url_allowed,
+)
+from nlp.errors import BarometreError, RegistryError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _shared_data() -> Path:
+    env = os.environ.get("BAROMETRE_SHARED_DATA")
+    return Path(env) if env else REPO / ".." / "shared" / "data"
+
+
+# --- the shipped registry ----------------------------------------------------------------
+
+def test_shipped_registry_has_22_metropolises_with_unique_sirens():
+    reg = load_registry()
+    assert default_registry_path() == REPO / "crawler" / "metropoles.yaml"
+    assert len(reg.metropoles) == 22
+    sirens = [m.siren for m in reg.metropoles]
+    assert len(set(sirens)) == 22
+    assert len(set(reg.slugs())) == 22
+    assert not any(m.fictional for m in reg.metropoles)
+    assert all(m.sources for m in reg.metropoles)
+    lyon = reg.get("lyon")
+    assert lyon.siren == "200046977" and lyon.name == "Métropole de Lyon"
+    assert reg.get("lille").siren == "200093201"  # the post-2020 SIREN, not 245900410
+
+
+def test_shipped_registry_start_urls_are_followable_and_limits_resolved():
+    reg = load_registry()
+    for m in reg.metropoles:
+        assert m.start_urls
+        for url in m.start_urls:
+            assert url_allowed(m, url), (m.slug, url)
+        assert m.limits.max_pages == 300 and m.limits.max_depth == 4
+        assert m.limits.max_file_bytes == 50 * 1024 * 1024
+        assert "numérique" in m.limits.keywords
+        # the defaults' deny patterns apply to every entry
+        assert not url_allowed(m, f"https://{m.domains[0]}/agenda/2024-05")
+
+
+def test_shipped_registry_matches_the_sourced_facts():
+    facts = _shared_data() / "facts" / "metropoles.csv"
+    if not facts.exists():
+        pytest.skip("../shared/data is absent")
+    rows = {r["slug"]: r for r in csv.DictReader(facts.open(encoding="utf-8"))}
+    reg = load_registry()
+    assert set(rows) == set(reg.slugs())
+    for m in reg.metropoles:
+        row = rows[m.slug]
+        assert m.siren == row["siren"]
+        assert m.name == row["name"]
+        for d in row["website_domains"].split(";"):
+            assert d in m.domains
+        for url in (row["deliberations_url"], row["strategy_url"]):
+            # third-party copies (doczz, readkong, fdocuments) are deliberately not crawled
+            if url and url_allowed(m, url):
+                assert url in m.start_urls
+
+
+def test_select_and_round_trip_through_json():
+    reg = load_registry()
+    assert [m.slug for m in reg.select(["nantes", "lyon", "nantes"])] == ["nantes", "lyon"]
+    assert len(reg.select(None)) == 22
+    with pytest.raises(RegistryError) as exc:
+        reg.select(["lyon", "paris"])
+    assert "'paris'" in str(exc.value) and "known slugs" in str(exc.value) and "lyon" in str(exc.value)
+    assert isinstance(exc.value, BarometreError)
+    data = json.loads(json.dumps(reg.to_dict()))
+    again = registry_from_dict(data, source="<json>")
+    assert isinstance(again, Registry)
+    assert [m.model_dump() for m in again.metropoles] == [m.model_dump() for m in reg.metropoles]
+    assert isinstance(again.metropoles[0], Metropole)
+
+
+# --- validation errors -------------------------------------------------------------------
+
+def _entry(**over):
+    e = {
+        "slug": "demo",
+        "name": "Métropole de démonstration",
+        "siren": "000000000",
+        "domains": ["127.0.0.1"],
+        "start_urls": ["http://127.0.0.1:8080/"],
+        "fictional": True,
+    }
+    e.update(over)
+    return e
+
+
+def _write(tmp_path: Path, doc) -> Path:
+    p = tmp_path / "reg.yaml"
+    p.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return p
+
+
+def _error(tmp_path: Path, doc) -> str:
+    p = _write(tmp_path, doc)
+    with pytest.raises(RegistryError) as exc:
+        load_registry(p)
+    msg = str(exc.value)
+    assert "\n" not in msg
+    assert msg.startswith(str(p) + ": ")
+    return msg
+
+
+def _two(second: dict) -> dict:
+    return {"version": 1, "metropoles": [_entry(), second]}
+
+
+def test_minimal_fictional_registry_loads(tmp_path):
+    reg = load_registry(_write(tmp_path, {"version": 1, "metropoles": [_entry()]}))
+    m = reg.metropoles[0]
+    assert m.limits.max_pages == 300 and m.sitemaps == [] and m.deny == []
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    msg = _error(tmp_path, "version: 1\nmetropoles:\n  - slug: a\n    name: [unclosed\n")
+    assert "YAML syntax error at line" in msg
+
+
+def test_missing_field(tmp_path):
+    e = _entry(slug="lyon")
+    del e["siren"]
+    msg = _error(tmp_path, _two(e))
+    assert "entry 'lyon' (#2)" in msg and "field 'siren'" in msg and "missing" in msg
+
+
+def test_missing_slug_names_the_index(tmp_path):
+    e = _entry()
+    del e["slug"]
+    msg = _error(tmp_path, _two(e))
+    assert "entry #2:" in msg and "field 'slug'" in msg and "missing" in msg
+
+
+def test_unknown_field(tmp_path):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", start_url="http://127.0.0.1/")))
+    assert "entry 'lyon' (#2)" in msg and "field 'start_url'" in msg and "unknown field" in msg
+    assert "start_urls" in msg  # the known fields are listed
+
+
+def test_unknown_top_level_field(tmp_path):
+    msg = _error(tmp_path, {"version": 1, "metropole": [], "metropoles": [_entry()]})
+    assert "field 'metropole'" in msg and "unknown" in msg
+
+
+@pytest.mark.parametrize("slug", ["Lyon", "lyon_métropole", "-lyon", "a b", ""])
+def test_bad_slug(tmp_path, slug):
+    msg = _error(tmp_path, _two(_entry(slug=slug)))
+    assert ("(#2)" in msg or "entry #2:" in msg) and "field 'slug'" in msg and "[a-z0-9-]+" in msg
+
+
+def test_duplicate_slug(tmp_path):
+    msg = _error(tmp_path, _two(_entry(slug="demo", siren="000000018")))
+    assert "entry 'demo' (#2)" in msg and "field 'slug'" in msg and "duplicate" in msg and "#1" in msg
+
+
+def test_duplicate_siren_between_real_entries(tmp_path):
+    a = _entry(slug="lyon", siren="200046977", fictional=False, domains=["grandlyon.com"],
+               start_urls=["https://www.grandlyon.com/"], sources=["x"])
+    b = dict(a, slug="lyon-bis")
+    msg = _error(tmp_path, {"version": 1, "metropoles": [a, b]})
+    assert "entry 'lyon-bis' (#2)" in msg and "field 'siren'" in msg and "duplicate" in msg
+
+
+def test_siren_not_9_digits(tmp_path):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", siren="2000469")))
+    assert msg.endswith("entry 'lyon' (#2): field 'siren': must be 9 digits, got '2000469'")
+
+
+def test_siren_unquoted_number(tmp_path):
+    msg = _error(tmp_path, "version: 1\nmetropoles:\n  - slug: lyon\n    name: L\n    siren: 200046977\n"
+                           "    domains: [grandlyon.com]\n    start_urls: ['https://grandlyon.com/']\n"
+                           "    sources: [x]\n")
+    assert "entry 'lyon' (#1)" in msg and "field 'siren'" in msg and "quoted" in msg
+
+
+def test_siren_failing_luhn_for_real_entry(tmp_path):
+    e = _entry(slug="lyon", siren="200046978", fictional=False, domains=["grandlyon.com"],
+               start_urls=["https://www.grandlyon.com/"], sources=["x"])
+    msg = _error(tmp_path, _two(e))
+    assert "entry 'lyon' (#2)" in msg and "field 'siren'" in msg and "Luhn" in msg
+
+
+def test_real_entry_needs_sources(tmp_path):
+    e = _entry(slug="lyon", siren="200046977", fictional=False, domains=["grandlyon.com"],
+               start_urls=["https://www.grandlyon.com/"])
+    msg = _error(tmp_path, _two(e))
+    assert "entry 'lyon' (#2)" in msg and "field 'sources'" in msg
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "127.0.0.1/x", "javascript:alert(1)", "http:///nohost"])
+def test_start_url_not_http(tmp_path, url):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", start_urls=["http://127.0.0.1/", url])))
+    assert "entry 'lyon' (#2)" in msg and "field 'start_urls[1]'" in msg
+
+
+def test_start_url_outside_domains(tmp_path):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", domains=["grandlyon.com"],
+                                       start_urls=["https://www.grandlyon.com/", "https://grandlyon.com.evil.org/"])))
+    assert "entry 'lyon' (#2)" in msg and "field 'start_urls[1]'" in msg and "outside" in msg
+
+
+def test_sitemap_outside_domains(tmp_path):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", sitemaps=["https://example.org/sitemap.xml"])))
+    assert "entry 'lyon' (#2)" in msg and "field 'sitemaps[0]'" in msg and "outside" in msg
+
+
+def test_bad_domain(tmp_path):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", domains=["https://grandlyon.com/"])))
+    assert "entry 'lyon' (#2)" in msg and "field 'domains[0]'" in msg and "host name" in msg
+
+
+@pytest.mark.parametrize("field", ["allow", "deny"])
+def test_bad_regex(tmp_path, field):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", **{field: ["/ok/", "(unclosed"]})))
+    assert "entry 'lyon' (#2)" in msg and f"field '{field}[1]'" in msg and "invalid regular expression" in msg
+
+
+def test_bad_regex_in_defaults(tmp_path):
+    msg = _error(tmp_path, {"version": 1, "defaults": {"deny": ["[z-a]"]}, "metropoles": [_entry()]})
+    assert "field 'defaults.deny[0]'" in msg and "invalid regular expression" in msg
+
+
+def test_bad_dataset_format(tmp_path):
+    ds = [{"url": "http://127.0.0.1/d.csv", "format": "scdl-csv"},
+          {"url": "http://127.0.0.1/d.json", "format": "excel"}]
+    msg = _error(tmp_path, _two(_entry(slug="lyon", deliberation_datasets=ds)))
+    assert "entry 'lyon' (#2)" in msg and "field 'deliberation_datasets[1].format'" in msg
+    assert "scdl-csv" in msg and "opendatasoft" in msg and "'excel'" in msg
+
+
+def test_bad_dataset_url(tmp_path):
+    ds = [{"url": "file:///etc/passwd", "format": "scdl-csv"}]
+    msg = _error(tmp_path, _two(_entry(slug="lyon", deliberation_datasets=ds)))
+    assert "field 'deliberation_datasets[0].url'" in msg and "http(s)" in msg
+
+
+def test_negative_limit_in_entry(tmp_path):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", limits={"max_pages": -1})))
+    assert "entry 'lyon' (#2)" in msg and "field 'limits.max_pages'" in msg and ">= 0" in msg
+
+
+def test_negative_limit_in_defaults(tmp_path):
+    msg = _error(tmp_path, {"version": 1, "defaults": {"max_depth": -2}, "metropoles": [_entry()]})
+    assert "field 'defaults.max_depth'" in msg and ">= 0" in msg
+
+
+def test_unknown_limit(tmp_path):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", limits={"max_page": 3})))
+    assert "entry 'lyon' (#2)" in msg and "field 'limits.max_page'" in msg and "unknown" in msg
+
+
+def test_limit_override_merges_with_defaults(tmp_path):
+    doc = {"version": 1, "defaults": {"max_pages": 50, "keywords": ["numérique"], "deny": ["/agenda/"]},
+           "metropoles": [_entry(limits={"max_depth": 1}, deny=["/recherche"])]}
+    m = load_registry(_write(tmp_path, doc)).metropoles[0]
+    assert (m.limits.max_pages, m.limits.max_depth, m.limits.keywords) == (50, 1, ["numérique"])
+    assert m.deny == ["/agenda/", "/recherche"]
+
+
+def test_entry_not_a_mapping_and_empty_list(tmp_path):
+    msg = _error(tmp_path, {"version": 1, "metropoles": [_entry(), "lyon"]})
+    assert "entry #2" in msg and "mapping" in msg
+    msg = _error(tmp_path, {"version": 1, "metropoles": []})
+    assert "field 'metropoles'" in msg
+
+
+def test_wrong_version_and_missing_file(tmp_path):
+    msg = _error(tmp_path, {"version": 2, "metropoles": [_entry()]})
+    assert "field 'version'" in msg
+    with pytest.raises(RegistryError, match="not found"):
+        load_registry(tmp_path / "nope.yaml")
+
+
+def test_errors_in_several_fields_stay_on_one_line(tmp_path):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", siren="12", start_urls=["ftp://x/"])))
+    assert "field 'siren'" in msg and "field 'start_urls[0]'" in msg
+
+
+# --- URL helpers -------------------------------------------------------------------------
+
+def _metropole(**over) -> Metropole:
+    doc = {"version": 1, "metropoles": [_entry(domains=["grandlyon.com"], start_urls=["https://grandlyon.com/"], **over)]}
+    return registry_from_dict(copy.deepcopy(doc), "t").metropoles[0]
+
+
+def test_url_allowed_domains_and_subdomains():
+    m = _metropole()
+    assert url_allowed(m, "https://grandlyon.com/")
+    assert url_allowed(m, "https://www.grandlyon.com/actions/x")
+    assert url_allowed(m, "http://data.GrandLyon.com./x")
+    assert not url_allowed(m, "https://grandlyon.com.evil.org/")
+    assert not url_allowed(m, "https://notgrandlyon.com/")
+    assert not url_allowed(m, "mailto:contact@grandlyon.com")
+    assert not url_allowed(m, "ftp://grandlyon.com/x")
+
+
+def test_url_allowed_allow_and_deny():
+    m = _metropole(allow=["/deliberations/", r"\.pdf$"], deny=["/deliberations/archives/"])
+    assert url_allowed(m, "https://www.grandlyon.com/deliberations/2024")
+    assert url_allowed(m, "https://www.grandlyon.com/x/y.pdf")
+    assert not url_allowed(m, "https://www.grandlyon.com/actualites")
+    assert not url_allowed(m, "https://www.grandlyon.com/deliberations/archives/2001")
+
+
+def test_normalise_url():
+    assert normalise_url("HTTPS://WWW.GrandLyon.COM:443/A/b?b=2&a=1#top") == "https://www.grandlyon.com/A/b?a=1&b=2"
+    assert normalise_url("http://ex.fr:80") == "http://ex.fr/"
+    assert normalise_url("http://ex.fr:8080/x") == "http://ex.fr:8080/x"
+    assert normalise_url("https://ex.fr/p?utm_source=nl&utm_Medium=m&fbclid=abc&id=3&gclid=z") == "https://ex.fr/p?id=3"
+    assert normalise_url("https://ex.fr/p;jsessionid=0A1B?PHPSESSID=zz&page=2") == "https://ex.fr/p?page=2"
+    assert normalise_url("https://ex.fr/p?utm_source=x") == "https://ex.fr/p"
+    # encoded characters are kept as written (upper-case hex), raw non-ASCII is encoded
+    assert normalise_url("https://ex.fr/d%c3%a9lib?path=a%2Fb") == "https://ex.fr/d%C3%A9lib?path=a%2Fb"
+    assert normalise_url("https://ex.fr/délib é") == "https://ex.fr/d%C3%A9lib%20%C3%A9"
+    # repeated names keep their order; blank values are kept
+    assert normalise_url("https://ex.fr/?t=2&t=1&a=") == "https://ex.fr/?a=&t=2&t=1"
+    # idempotent
+    u = "https://Ex.fr:443/a b?z=1&utm_x=2&a=%c3%a9#f"
+    assert normalise_url(normalise_url(u)) == normalise_url(u)
+    with pytest.raises(ValueError):
+        normalise_url("/relative/path")
