@@ -1,0 +1,322 @@
+"""Tests of crawler/scdl.py on the real files in ../shared/data and on small messy byte strings."""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from crawler.scdl import (
+    DeliberationRow,
+    parse_dataset,
+    parse_date,
+    parse_deliberations_csv,
+    parse_opendatasoft,
+    parse_scdl_csv,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _shared_data() -> Path:
+    env = os.environ.get("BAROMETRE_SHARED_DATA")
+    return Path(env) if env else REPO / ".." / "shared" / "data"
+
+
+def _real(rel: str) -> bytes:
+    p = _shared_data() / rel
+    if not p.exists():
+        pytest.skip(f"../shared/data is absent ({rel})")
+    return p.read_bytes()
+
+
+SCDL_HEADER = ("COLL_NOM,COLL_SIRET,DELIB_ID,DELIB_DATE,DELIB_MATIERE_CODE,DELIB_MATIERE_NOM,DELIB_OBJET,"
+               "BUDGET_ANNEE,BUDGET_NOM,PREF_ID,PREF_DATE,VOTE_EFFECTIF,VOTE_REEL,VOTE_POUR,VOTE_CONTRE,"
+               "VOTE_ABSTENTION,DELIB_URL")
+
+
+# --- real files ----------------------------------------------------------------------------
+
+def test_saint_etienne_2022_real_file():
+    # 80 data records (81 rows with the header, quoted line breaks in DELIB_OBJET), student
+    # re-typed: 17 ids appear more than once (19 later copies), every matter code is empty.
+    res = parse_scdl_csv(_real("scdl/saint-etienne-metropole_deliberations_2022_SCDL.csv"), "se.csv")
+    assert (res.encoding, res.delimiter, res.schema, res.records) == ("utf-8", ",", "scdl", 80)
+    assert len(res.rows) == 61
+    assert len(res.errors) == 19
+    assert all("duplicate DELIB_ID" in e.reason for e in res.errors)
+    assert [e.row_number for e in res.errors] == [11, 15, 19, 22, 25, 26, 29, 30, 35, 38, 40, 42, 45, 49, 54, 57,
+                                                  59, 62, 73]
+    assert "'2022.00047' (first seen in row 5)" in res.errors[17].reason
+    assert res.warnings == []
+    assert Counter(r.delib_date for r in res.rows) == {"2022-03-24": 37, "2022-01-27": 23, "2022-03-25": 1}
+    assert all(r.matiere_code is None for r in res.rows)
+    assert all(r.coll_siret == "24420077000117" and r.coll_siret_valid for r in res.rows)
+    assert sum("\n" in r.objet for r in res.rows) == 13
+    first = res.rows[0]
+    assert first.row_number == 2 and first.delib_id == "2022.00028"
+    assert first.objet.startswith("PLAN DE RELANCE METROPOLITAIN 2021-2023 - ATTRIBUTION D’UN FONDS\nDE CONCOURS")
+    assert first.votes == {"effectif": 123, "reel": 89, "pour": 101, "contre": 0, "abstention": 4}
+    assert first.extra["budget_nom"] == "Administration Générale du Budget Principal"
+    assert first.extra["pref_date"] == "2022-04-04" and first.extra["nombre_de_deliberation"] == "1"
+    row77 = next(r for r in res.rows if r.row_number == 77)
+    assert row77.votes == {"effectif": 123, "reel": 108, "pour": None, "contre": None, "abstention": None}
+    last = res.rows[-1]
+    assert (last.row_number, last.delib_id) == (81, "2022.00052")
+
+
+def test_scdl_template_real_file():
+    res = parse_scdl_csv(_real("scdl/modele_donnees-deliberations_SCDL.csv"), "modele.csv")
+    assert len(res.rows) == 1 and res.errors == [] and res.warnings == []
+    r = res.rows[0]
+    assert (r.delib_id, r.delib_date, r.matiere_code, r.matiere_nom) == ("2022.00022", "2022-01-20", None,
+                                                                          "COMMANDE PUBLIQUE")
+    assert r.url == "https://www.saint-etienne-metropole.fr/file/3275266/download?token=_Z8KaTEp"
+    assert r.votes == {"effectif": 71, "reel": 60, "pour": 62, "contre": 0, "abstention": 0}
+    meta = res.to_metadata(r)
+    assert json.loads(json.dumps(meta)) == meta
+    assert meta["dataset_source"] == "modele.csv" and meta["dataset_row"] == 2 and meta["delib_id"] == "2022.00022"
+
+
+def test_montpellier_local_format_real_file():
+    # 160 deliberations of two council meetings, ';'-separated, local columns, titles with
+    # Excel's _x0001_ escapes (125 of them) where the source had line breaks.
+    raw = _real("open-data/VilleMTP_MTP_Delibs.csv")
+    assert raw.count(b"_x0001_") > 0
+    res = parse_deliberations_csv(raw, "mtp.csv")
+    assert (res.delimiter, res.schema, res.records) == (";", "local", 160)
+    assert res.columns == {"delib_id": "Numéro de délibération", "delib_date": "Date CM", "objet": "Titre"}
+    assert len(res.rows) == 160 and res.errors == [] and res.warnings == []
+    assert Counter(r.delib_date for r in res.rows) == {"2013-11-25": 102, "2013-12-16": 58}
+    assert not any("_x0001_" in r.objet for r in res.rows)
+    assert sum("\n" in r.objet for r in res.rows) == 125
+    assert [r.delib_id for r in res.rows][:3] == ["464", "465", "466"] and res.rows[-1].delib_id == "623"
+    first = res.rows[0]
+    assert first.extra == {"numero_de_projet_de_deliberation": "1", "elu_s": "Hélène MANDROUX",
+                           "direction": "Direction du Secrétariat Général", "etat": "DELIBERATION EXECUTOIRE",
+                           "numero_poseidon": "67218"}
+    row6 = next(r for r in res.rows if r.row_number == 6)
+    assert row6.objet == ("Gestion Multimodale des Déplacements dans l'Agglomération de Montpellier\n"
+                          "Participation financière de la Ville de Montpellier")
+    assert all(r.url is None and r.coll_siret is None for r in res.rows)
+
+
+# --- messy synthetic cases -------------------------------------------------------------------
+
+def test_bom_and_semicolon():
+    data = ("\ufeffDELIB_ID;DELIB_DATE;DELIB_OBJET;DELIB_URL\r\n"
+            "D1;24/03/2022;Stratégie numérique, feuille de route;https://x.fr/d1.pdf\r\n").encode("utf-8")
+    res = parse_scdl_csv(data)
+    assert (res.encoding, res.delimiter) == ("utf-8-sig", ";")
+    assert res.columns["delib_id"] == "DELIB_ID"  # the BOM is not part of the first name
+    (r,) = res.rows
+    assert (r.delib_id, r.delib_date, r.objet, r.url) == ("D1", "2022-03-24", "Stratégie numérique, feuille de route",
+                                                          "https://x.fr/d1.pdf")
+
+
+def test_quoted_line_breaks_count_records_not_lines():
+    data = ('delib_id,delib_objet,delib_date\n'
+            '1,"Objet sur\ntrois\nlignes",2022-01-01\n'
+            '2,"Objet, une ligne",2022-01-02\n'
+            '3,,pas une date\n').encode()
+    res = parse_scdl_csv(data)
+    assert [r.row_number for r in res.rows] == [2, 3]
+    assert res.rows[0].objet == "Objet sur\ntrois\nlignes"
+    assert len(res.errors) == 1 and res.errors[0].row_number == 4  # physical line 6, record 4
+    assert "cannot read date 'pas une date'" in res.errors[0].reason
+
+
+def test_duplicate_ids_keep_first():
+    data = b"DELIB_ID,DELIB_OBJET\nA,premier\nB,autre\nA,second\nA,troisieme\n"
+    res = parse_scdl_csv(data)
+    assert [(r.delib_id, r.objet) for r in res.rows] == [("A", "premier"), ("B", "autre")]
+    assert [(e.row_number, e.reason) for e in res.errors] == [
+        (4, "duplicate DELIB_ID 'A' (first seen in row 2); row skipped"),
+        (5, "duplicate DELIB_ID 'A' (first seen in row 2); row skipped"),
+    ]
+
+
+def test_mangled_siret_kept_and_marked_invalid():
+    data = (SCDL_HEADER + "\n"
+            "Ville,\"2,44201E+13\",X1,2022-03-24,,,Objet 1,,,,,,,,,,\n"
+            "Ville,244 200 770 00117,X2,2022-03-24,,,Objet 2,,,,,,,,,,\n"
+            "Ville,24420077000118,X3,2022-03-24,,,Objet 3,,,,,,,,,,\n").encode()
+    res = parse_scdl_csv(data)
+    assert [r.delib_id for r in res.rows] == ["X1", "X2", "X3"] and res.errors == []
+    assert (res.rows[0].coll_siret, res.rows[0].coll_siret_valid) == ("2,44201E+13", False)
+    assert (res.rows[1].coll_siret, res.rows[1].coll_siret_valid) == ("24420077000117", True)
+    assert res.rows[2].coll_siret_valid is False
+    assert [w.row_number for w in res.warnings] == [2, 4]
+    assert "scientific notation" in res.warnings[0].reason and "Luhn" in res.warnings[1].reason
+
+
+def test_windows_1252():
+    text = "Numéro de délibération;Date de séance;Intitulé;Lien\n12;05/07/2021;Création d’un tiers-lieu numérique;\n"
+    res = parse_deliberations_csv(text.encode("cp1252"))
+    assert res.encoding == "cp1252"
+    (r,) = res.rows
+    assert (r.delib_id, r.delib_date, r.objet, r.url) == ("12", "2021-07-05", "Création d’un tiers-lieu numérique", None)
+
+
+def test_utf8_read_as_cp1252_is_repaired():
+    mojibake = "delib_id,delib_objet\n1,Délibération sur l’inclusion numérique\n".encode("utf-8").decode("cp1252")
+    res = parse_scdl_csv(mojibake.encode("utf-8"))
+    assert res.rows[0].objet == "Délibération sur l’inclusion numérique"
+    assert any("repaired" in w.reason for w in res.warnings)
+
+
+def test_empty_and_bad_matter_codes():
+    data = ("DELIB_ID,DELIB_MATIERE_CODE,DELIB_OBJET\n1,,a\n2,\"8,4\",b\n3,7.10,c\n4,Finances,d\n").encode()
+    res = parse_scdl_csv(data)
+    assert [r.matiere_code for r in res.rows] == [None, "8.4", "7.10", None]
+    assert res.rows[3].extra["matiere_code_raw"] == "Finances"
+    # an empty code is normal, not a warning; a missing date column is said once (row 0)
+    assert [w.row_number for w in res.warnings] == [0, 5]
+    assert res.warnings[0].reason == "no DELIB_DATE column: rows have no date"
+
+
+def test_excel_escapes_and_field_count_errors():
+    data = ("DELIB_ID;DELIB_OBJET;DELIB_DATE\n"
+            "1;Foncier_x0001_Acquisition_x0001__x0001_Rue X;2013-11-25\n"
+            "2;trop;de;champs\n"
+            "3;pas assez\n"
+            "4;ok;2013-11-25;;\n"
+            ";;\n"
+            "5;;2013-11-25\n").encode()
+    res = parse_scdl_csv(data)
+    assert res.rows[0].objet == "Foncier\nAcquisition\nRue X"
+    assert [r.delib_id for r in res.rows] == ["1", "4"]  # trailing empty fields are tolerated
+    reasons = {e.row_number: e.reason for e in res.errors}
+    assert set(reasons) == {3, 4, 7}  # row 6 is blank: skipped silently
+    assert "4 fields where the header has 3" in reasons[3] and "2 fields" in reasons[4]
+    assert "neither DELIB_OBJET nor DELIB_URL" in reasons[7]
+
+
+def test_votes_dates_and_relative_urls():
+    data = ("DELIB_ID,DELIB_DATE,DELIB_OBJET,VOTE_POUR,VOTE_CONTRE,VOTE_ABSTENTION,DELIB_URL,PREF_DATE\n"
+            "1,2022-03-24T00:00:00+01:00,a,62.0,0,unanimité,/files/1.pdf,31/03/2022\n"
+            "2,,b,,,,ftp://x/2.pdf,\n"
+            "3,31/02/2022,c,,,,,\n").encode()
+    res = parse_scdl_csv(data, source="https://data.example.fr/exports/deliberations.csv")
+    r1, r2 = res.rows
+    assert r1.delib_date == "2022-03-24" and r1.votes["pour"] == 62 and r1.votes["abstention"] is None
+    assert r1.extra["vote_abstention_raw"] == "unanimité" and r1.extra["pref_date"] == "2022-03-31"
+    assert r1.url == "https://data.example.fr/files/1.pdf"
+    assert r2.delib_date is None and r2.url is None and r2.extra["url_raw"] == "ftp://x/2.pdf"
+    assert [e.row_number for e in res.errors] == [4] and "does not exist" in res.errors[0].reason
+    assert {w.row_number for w in res.warnings} == {2, 3}
+
+
+def test_no_header_and_unclosed_quote():
+    res = parse_scdl_csv(b"nom,prenom\nDupont,Jean\n")
+    assert res.rows == [] and res.file_error and "DELIB_ID" in res.file_error
+    res = parse_scdl_csv(b"")
+    assert res.file_error == "the file is empty"
+    data = b'DELIB_ID,DELIB_OBJET\n1,ok\n2,"jamais ferme\n3,suite\n'
+    res = parse_scdl_csv(data)
+    assert [r.delib_id for r in res.rows] == ["1"]
+    assert [e.row_number for e in res.errors] == [3] and "never closed" in res.errors[0].reason
+    # a quote after a closed quoted field is kept (lenient reading), not an unclosed quote
+    res = parse_scdl_csv(b'DELIB_ID,DELIB_OBJET\n1,"Le ""Pass"" num" erique\n2,ok\n')
+    assert [r.objet for r in res.rows] == ['Le "Pass" num erique', "ok"] and res.errors == []
+
+
+def test_header_after_a_title_line():
+    data = b"Deliberations 2022 - export\n\nDELIB_ID;DELIB_OBJET\nA;x\n"
+    res = parse_scdl_csv(data)
+    assert [(r.row_number, r.delib_id) for r in res.rows] == [(4, "A")]
+    assert [w.row_number for w in res.warnings] == [0, 1]
+    assert res.warnings[1].reason == "row 1 before the header skipped"
+
+
+@pytest.mark.parametrize("raw,iso", [
+    ("2022-03-24", "2022-03-24"), ("24/03/2022", "2022-03-24"), ("24-03-2022", "2022-03-24"),
+    ("24.03.2022", "2022-03-24"), ("24/03/22", "2022-03-24"), ("2022/03/24", "2022-03-24"),
+    ("2022-03-23T23:00:00+00:00", "2022-03-24"), ("2022-03-24 10:00:00", "2022-03-24"),
+    ("44644", "2022-03-24"), ("24 mars 2022", "2022-03-24"), ("1er avril 2022", "2022-04-01"),
+    ("jeudi 24 mars 2022", "2022-03-24"), ("", None),
+])
+def test_parse_date(raw, iso):
+    assert parse_date(raw) == (iso, None)
+
+
+@pytest.mark.parametrize("raw", ["03/24/2022", "2022-02-30", "hier", "24/03/1200"])
+def test_parse_date_problems(raw):
+    value, problem = parse_date(raw)
+    assert value is None and problem
+
+
+# --- Opendatasoft -------------------------------------------------------------------------------
+
+ODS_RECORDS = [
+    {"coll_nom": "Métropole X", "coll_siret": "24420077000117", "delib_id": "2024-001",
+     "delib_date": "2024-02-01", "delib_matiere_code": "8.4", "delib_matiere_nom": "Aménagement",
+     "delib_objet": "Schéma directeur du numérique", "vote_pour": 60, "vote_contre": 2, "vote_abstention": 1,
+     "delib_url": "https://data.x.fr/files/2024-001.pdf", "geo_point_2d": {"lon": 4.8, "lat": 45.7}},
+    {"coll_nom": "Métropole X", "coll_siret": 2.44201e13, "delib_id": "2024-002", "delib_date": "2024-02-01",
+     "delib_objet": "Conseillers numériques", "delib_url": {"url": "https://data.x.fr/files/2024-002.pdf",
+                                                             "filename": "2024-002.pdf"}},
+    {"coll_nom": "Métropole X", "delib_id": "2024-001", "delib_date": "2024-02-01", "delib_objet": "doublon"},
+    {"coll_nom": "Métropole X", "delib_id": "", "delib_objet": "sans identifiant"},
+]
+
+
+def _check_ods(res):
+    assert res.format == "opendatasoft-json" and res.schema == "scdl"
+    assert [r.delib_id for r in res.rows] == ["2024-001", "2024-002"]
+    r1, r2 = res.rows
+    assert (r1.row_number, r1.matiere_code, r1.votes["pour"], r1.coll_siret_valid) == (1, "8.4", 60, True)
+    assert r1.extra["geo_point_2d"] == '{"lat": 45.7, "lon": 4.8}'
+    assert r2.url == "https://data.x.fr/files/2024-002.pdf" and r2.coll_siret_valid is False
+    assert [(e.row_number, e.reason.split(" (")[0]) for e in res.errors] == [
+        (3, "duplicate DELIB_ID '2024-001'"), (4, "empty DELIB_ID; row skipped")]
+    assert json.loads(json.dumps(res.to_metadata(r2)))["url"] == r2.url
+
+
+def test_opendatasoft_exports_json():
+    _check_ods(parse_opendatasoft(json.dumps(ODS_RECORDS).encode(), "ods.json"))
+
+
+def test_opendatasoft_records_shape_and_pagination_warning():
+    doc = {"total_count": 1234, "results": ODS_RECORDS}
+    res = parse_opendatasoft(json.dumps(doc).encode("utf-8"), "ods-records.json")
+    _check_ods(res)
+    assert res.declared_total == 1234
+    assert any(w.row_number == 0 and "4 of 1234" in w.reason for w in res.warnings)
+    # older API versions
+    v1 = {"nhits": 4, "records": [{"recordid": "r", "fields": r} for r in ODS_RECORDS]}
+    _check_ods(parse_opendatasoft(json.dumps(v1).encode()))
+    v2 = {"records": [{"record": {"id": "r", "fields": r}} for r in ODS_RECORDS]}
+    _check_ods(parse_opendatasoft(json.dumps(v2).encode()))
+
+
+def test_opendatasoft_jsonl_and_bad_json():
+    jsonl = "\n".join(json.dumps(r) for r in ODS_RECORDS).encode()
+    _check_ods(parse_opendatasoft(jsonl, fmt="jsonl"))
+    res = parse_opendatasoft(b'{"results": [', "broken.json")
+    assert res.rows == [] and res.file_error.startswith("invalid JSON")
+    res = parse_opendatasoft(b'{"foo": 1}')
+    assert "not an Opendatasoft export" in res.file_error
+
+
+def test_opendatasoft_exports_csv():
+    data = ("\ufeffcoll_nom;coll_siret;delib_id;delib_date;delib_objet;delib_url\r\n"
+            "Métropole X;24420077000117;2024-001;2024-02-01;\"Schéma directeur\r\ndu numérique\";https://x.fr/1.pdf\r\n"
+            "Métropole X;24420077000117;2024-002;01/02/2024;Conseillers numériques;\r\n").encode("utf-8")
+    res = parse_opendatasoft(data, "ods.csv", fmt="csv")
+    assert (res.format, res.delimiter, res.encoding) == ("opendatasoft-csv", ";", "utf-8-sig")
+    assert [(r.row_number, r.delib_date) for r in res.rows] == [(2, "2024-02-01"), (3, "2024-02-01")]
+    assert res.rows[0].objet == "Schéma directeur\ndu numérique"
+
+
+def test_parse_dataset_dispatch():
+    js = json.dumps(ODS_RECORDS).encode()
+    assert parse_dataset(js, "opendatasoft").format == "opendatasoft-json"
+    assert parse_dataset(b"delib_id;delib_objet\n1;x\n", "opendatasoft").format == "opendatasoft-csv"
+    assert parse_dataset(js, "opendatasoft", content_type="application/json; charset=utf-8").rows
+    res = parse_dataset(b"DELIB_ID,DELIB_OBJET\n1,x\n", "scdl-csv", "a.csv")
+    assert res.format == "scdl-csv" and isinstance(res.rows[0], DeliberationRow)
+    with pytest.raises(ValueError):
+        parse_dataset(b"", "excel")
