@@ -320,3 +320,36 @@ def test_parse_dataset_dispatch():
     assert res.format == "scdl-csv" and isinstance(res.rows[0], DeliberationRow)
     with pytest.raises(ValueError):
         parse_dataset(b"", "excel")
+
+
+# --- the SCDL schemas themselves ------------------------------------------------------------------
+
+@pytest.mark.parametrize("schema_file", [
+    "scdl/scdl_deliberations_schema_1_1_0.json",
+    "scdl/scdl_deliberations_schema_2_0_0.json",
+    "scdl/scdl_deliberations_schema_latest.json",
+])
+def test_every_schema_version_is_read_from_its_own_examples(schema_file):
+    import csv
+    import io
+
+    schema = json.loads(_real(schema_file))
+    fields = [f["name"] for f in schema["fields"]]
+    assert len(fields) == 17  # 1.1 puts BUDGET_* before DELIB_ID; matching is by name
+    examples = {f["name"]: (f.get("example") or "").split(", ")[0] for f in schema["fields"]}
+    examples["DELIB_URL"] = examples["DELIB_URL"] or "https://data.maville.fr/deliberations/files/200417_1.pdf"
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=";")
+    w.writerow(fields)
+    w.writerow([examples[f] for f in fields])
+    res = parse_scdl_csv(buf.getvalue().encode("utf-8"), schema_file)
+    assert res.schema == "scdl" and len(res.columns) == 17 and res.errors == []
+    (r,) = res.rows
+    assert (r.delib_id, r.delib_date, r.coll_nom) == ("1DL15494", "2017-10-15", "Ville de Poitiers")
+    assert r.matiere_code == examples["DELIB_MATIERE_CODE"]
+    assert r.votes == {"effectif": 43, "reel": 40, "pour": 25, "contre": 10, "abstention": 5}
+    assert r.extra["pref_id"] == "PREF038" and r.extra["pref_date"] == "2017-02-03"
+    assert r.coll_siret == examples["COLL_SIRET"] and r.coll_siret_valid
+    # the patterns our checks use are the schema's
+    patterns = {f["name"]: f.get("constraints", {}).get("pattern") for f in schema["fields"]}
+    assert patterns["COLL_SIRET"] == r"^\d{14}$" and patterns["DELIB_MATIERE_CODE"] == r"^\d\.\d{1,2}$"
