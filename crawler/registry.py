@@ -539,6 +539,32 @@ def registry_from_dict(data: Any, source: str = "registry") -> Registry:
     return Registry(version=REGISTRY_VERSION, defaults=defaults, metropoles=metropoles, path=str(data.get("path") or source))
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping (PyYAML keeps the last one
+    silently, which would hide e.g. a second `start_urls:` of an entry)."""
+
+
+def _construct_mapping_no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            continue  # left for the constructor to reject
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in the same mapping (first on line {seen[key]})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    loader.flatten_mapping(node)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping_no_duplicates)
+
+
 def load_registry(path: Path | str | None = None) -> Registry:
     """Load and validate a YAML registry (default: :func:`default_registry_path`).
 
@@ -554,7 +580,7 @@ def load_registry(path: Path | str | None = None) -> Registry:
     except (OSError, UnicodeDecodeError) as exc:
         raise RegistryError(f"{source}: cannot read the registry: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -243,6 +243,10 @@ _OOXML_ESCAPE_RE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _MOJIBAKE_RE = re.compile("Ã[\u0080-\u00bf©¨ª«®ôâ§¢‰€]|â€[™œ\u009d“”˜¦]")
 
 
+_NEEDS_CLEAN_RE = re.compile(r"_x[0-9A-Fa-f]{4}_|[^\S ]|  |^ | $")
+_WS_RE = re.compile(r"\s+")
+
+
 def _decode_ooxml(text: str) -> str:
     # Excel writes control characters of a cell as _xHHHH_ (ECMA-376): Montpellier's titles
     # carry _x0001_ where the source had a line break.
@@ -261,8 +265,11 @@ def _clean(value: Any, *, keep_lines: bool = False) -> str:
     line breaks kept when ``keep_lines`` (the subject), else joined with a space."""
     if value is None:
         return ""
-    text = _decode_ooxml(str(value)).replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
-    lines = [re.sub(r"\s+", " ", ln).strip() for ln in text.split("\n")]
+    text = value if isinstance(value, str) else str(value)
+    if not _NEEDS_CLEAN_RE.search(text):
+        return text  # most cells: nothing to do (parsing big files is mostly this function)
+    text = _decode_ooxml(text).replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+    lines = [_WS_RE.sub(" ", ln).strip() for ln in text.split("\n")]
     lines = [ln for ln in lines if ln]
     return ("\n" if keep_lines else " ").join(lines)
 
@@ -747,6 +754,8 @@ def parse_opendatasoft(data: bytes, source: str = "", fmt: str = "json") -> Scdl
             "use /exports/json for the whole dataset")))
     builder = _RowBuilder(result, source)
     names_seen: dict[str, None] = {}
+    # Records of one export share their keys: map each distinct key list once.
+    mappings: dict[tuple[str, ...], tuple[dict[str, int], dict[int, str]]] = {}
     for position, rec in enumerate(records, start=1):
         if not isinstance(rec, dict):
             result.records += 1
@@ -757,7 +766,10 @@ def parse_opendatasoft(data: bytes, source: str = "", fmt: str = "json") -> Scdl
         result.records += 1
         names = list(rec)
         names_seen.update(dict.fromkeys(names))
-        mapping, others = _map_columns(names)
+        key = tuple(names)
+        if key not in mappings:
+            mappings[key] = _map_columns(names)
+        mapping, others = mappings[key]
         values = {k: _clean(_ods_value(rec[names[i]]), keep_lines=(k == "objet")) for k, i in mapping.items()}
         extra = {key: _clean(_ods_value(rec[names[i]])) for i, key in others.items()}
         if "delib_id" not in mapping:

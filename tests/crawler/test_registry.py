@@ -138,6 +138,13 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
     assert "YAML syntax error at line" in msg
 
 
+def test_yaml_duplicate_key_is_an_error(tmp_path):
+    msg = _error(tmp_path, "version: 1\nmetropoles:\n  - slug: lyon\n    name: L\n    siren: '000000000'\n"
+                           "    domains: [127.0.0.1]\n    start_urls: ['http://127.0.0.1/']\n"
+                           "    start_urls: ['http://127.0.0.1/b']\n    fictional: true\n")
+    assert "YAML syntax error at line 8" in msg and "'start_urls' appears twice" in msg and "line 7" in msg
+
+
 def test_missing_field(tmp_path):
     e = _entry(slug="lyon")
     del e["siren"]
