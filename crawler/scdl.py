@@ -397,18 +397,31 @@ def _checked(d: date) -> str:
     return d.isoformat()
 
 
-def _check_url(raw: str, base: str) -> tuple[str | None, str | None]:
+_URL_IN_TEXT_RE = re.compile(r"https?://[^\s;,<>\"']+", re.IGNORECASE)
+_RELATIVE_URL_RE = re.compile(r"^(?:\.{0,2}/)?[\w.~%-]+(?:/[\w.~%=&?+-]*)*$")
+
+
+def _check_url(raw: str, base: str) -> tuple[str | None, list[str], str | None]:
+    """(document URL or None, other URLs in the cell, problem) for a DELIB_URL cell.
+
+    A relative path is resolved against ``base`` when that is an http(s) URL (the dataset's
+    own URL); ``www.x.fr/…`` gets ``https://``; a cell holding several URLs gives the first
+    and lists the others."""
     if not raw:
-        return None, None
+        return None, [], None
     url = raw.strip()
+    found = _URL_IN_TEXT_RE.findall(url)
+    if len(found) > 1:
+        return found[0], found[1:], f"DELIB_URL holds {len(found)} URLs; the first is used, the others are in extra"
     parts = urlsplit(url)
     if parts.scheme.lower() in ("http", "https") and parts.netloc:
-        return url, None
-    if not parts.scheme and base.lower().startswith(("http://", "https://")) and not url.lower().startswith("www."):
-        return urljoin(base, url), None
-    if not parts.scheme and url.lower().startswith("www."):
-        return "https://" + url, None
-    return None, f"DELIB_URL {raw!r} is not an http(s) URL; kept in extra"
+        return url, [], None
+    if not parts.scheme and url.lower().startswith("www.") and " " not in url:
+        return "https://" + url, [], None
+    if (not parts.scheme and base.lower().startswith(("http://", "https://"))
+            and (url.startswith(("/", "./", "../")) or "/" in url or "." in url) and _RELATIVE_URL_RE.match(url)):
+        return urljoin(base, url), [], None
+    return None, [], f"DELIB_URL {raw!r} is not an http(s) URL; kept in extra"
 
 
 # --- building rows ------------------------------------------------------------------------
@@ -436,9 +449,9 @@ class _RowBuilder:
         if delib_date is None and self.has_date:
             warn.append("empty DELIB_DATE; row kept without a date")
         objet = values.get("objet") or None
-        url, url_problem = _check_url(values.get("url", ""), self.base_url)
-        if not objet and not url and not values.get("url"):
-            res.errors.append(RowError(row_number, "neither DELIB_OBJET nor DELIB_URL; row skipped"))
+        url, other_urls, url_problem = _check_url(values.get("url", ""), self.base_url)
+        if not objet and not url:
+            res.errors.append(RowError(row_number, "neither DELIB_OBJET nor a usable DELIB_URL; row skipped"))
             return
         if delib_id in self.first_row:
             res.errors.append(RowError(
@@ -447,7 +460,10 @@ class _RowBuilder:
         extra: dict[str, Any] = {}
         if url_problem:
             warn.append(url_problem)
-            extra["url_raw"] = values.get("url")
+            if other_urls:
+                extra["other_urls"] = other_urls
+            else:
+                extra["url_raw"] = values.get("url")
         matiere_code, matiere_problem = _check_matiere(values.get("matiere_code", ""))
         if matiere_problem:
             warn.append(matiere_problem)

@@ -191,7 +191,7 @@ def test_excel_escapes_and_field_count_errors():
     reasons = {e.row_number: e.reason for e in res.errors}
     assert set(reasons) == {3, 4, 7}  # row 6 is blank: skipped silently
     assert "4 fields where the header has 3" in reasons[3] and "2 fields" in reasons[4]
-    assert "neither DELIB_OBJET nor DELIB_URL" in reasons[7]
+    assert "neither DELIB_OBJET nor a usable DELIB_URL" in reasons[7]
 
 
 def test_votes_dates_and_relative_urls():
@@ -207,6 +207,25 @@ def test_votes_dates_and_relative_urls():
     assert r2.delib_date is None and r2.url is None and r2.extra["url_raw"] == "ftp://x/2.pdf"
     assert [e.row_number for e in res.errors] == [4] and "does not exist" in res.errors[0].reason
     assert {w.row_number for w in res.warnings} == {2, 3}
+
+
+def test_url_cells():
+    data = ("DELIB_ID;DELIB_OBJET;DELIB_URL\n"
+            "1;a;www.x.fr/1.pdf\n"
+            '2;b;"https://x.fr/2.pdf ; https://x.fr/2-annexe.pdf"\n'
+            "3;c;Voir le PDF\n"
+            "4;;Voir le PDF\n"
+            "5;e;docs/5.pdf\n").encode()
+    res = parse_scdl_csv(data, source="https://data.x.fr/d/export.csv")
+    urls = {r.delib_id: r.url for r in res.rows}
+    assert urls == {"1": "https://www.x.fr/1.pdf", "2": "https://x.fr/2.pdf", "3": None,
+                    "5": "https://data.x.fr/d/docs/5.pdf"}
+    assert res.rows[1].extra["other_urls"] == ["https://x.fr/2-annexe.pdf"]
+    assert res.rows[2].extra["url_raw"] == "Voir le PDF"
+    assert [(e.row_number, e.reason) for e in res.errors] == [
+        (5, "neither DELIB_OBJET nor a usable DELIB_URL; row skipped")]
+    # without an http(s) source, a relative path cannot be resolved
+    assert parse_scdl_csv(data, source="export.csv").rows[3].url is None
 
 
 def test_no_header_and_unclosed_quote():
