@@ -33,16 +33,21 @@ Choices (documented here because they change counts):
   quoted field spans three lines is one row), header = row 1, first data record = row 2;
   blank records count as rows and are skipped silently. For JSON, the record's 1-based
   position in the list. 0 means the whole file.
-- Skipped (an error): a record with more or fewer fields than the header, an empty id, a
-  date that cannot be read, neither subject (objet) nor URL, an id already seen in an
-  earlier accepted row (the first is kept).
+- Skipped (an error): a record with more or fewer fields than the header (trailing empty
+  fields excepted), a record opening a quote that is never closed, an empty id, a date that
+  cannot be read, neither subject (objet) nor usable URL, an id already seen in an earlier
+  accepted row (the first is kept).
 - Kept with a warning: a SIRET that is not 14 digits passing the Luhn check (e.g. the
   scientific-notation ``2,44201E+13``): the row is kept and ``coll_siret_valid`` is False, the
   raw value stays in ``coll_siret`` (the deliberation itself is still real and useful, only
   the issuer's id is lost and the issuer is known from the registry); an empty date
   (``delib_date`` None); a matter code not of the ACTES form ``d.d`` (``matiere_code`` None,
-  raw value in ``extra``); a URL that is not http(s) (``url`` None, raw value in ``extra``);
-  a vote count that is not a whole number (None).
+  raw value in ``extra``); a URL that is not http(s) (``url`` None, raw value in ``extra``;
+  a relative path is resolved against the dataset's URL, ``www.…`` gets ``https://``, a cell
+  with several URLs gives the first and ``extra["other_urls"]``); a vote count that is not a
+  whole number (None). A missing date column is one warning for the file (row 0).
+- ``objet`` keeps its line breaks (one per source line or Excel escape, blank lines
+  dropped); the other text fields are joined into one line.
 
 Public functions: :func:`parse_scdl_csv`, :func:`parse_deliberations_csv` (same parser),
 :func:`parse_opendatasoft`, :func:`parse_dataset` (dispatch on the registry's dataset format),
