@@ -69,6 +69,7 @@ def test_shipped_registry_matches_the_sourced_facts():
         row = rows[m.slug]
         assert m.siren == row["siren"]
         assert m.name == row["name"]
+        assert row["sources"] in ";".join(m.sources)  # every source kept, in order
         for d in row["website_domains"].split(";"):
             assert d in m.domains
         for url in (row["deliberations_url"], row["strategy_url"]):
