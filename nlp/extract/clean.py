@@ -1,0 +1,486 @@
+"""Cleaning: raw engine pages -> the paragraphs the NLP stages read.
+
+Stage: extract (second half). Input: :class:`~nlp.extract.engines.RawPage` objects (lines of
+fragments with geometry) from any engine, PDF or OCR. Output: per page, cleaned paragraphs and
+the tables found, plus counts of what was removed.
+
+What is removed from the body, and why:
+- prefecture stamps ("Accusé de réception – Ministère de l'intérieur", "Acte certifié
+  exécutoire", "Réception en préfecture", the ``034-213401722-20140522-…-DE`` act id): added by
+  the transmission software, they are not the deliberation's words;
+- margin columns: a narrow column of short lines beside the body in the top part of a page
+  (the Montpellier letterhead: service name, "Extrait du registre…", act number);
+- running headers and footers: lines near the top or bottom of a page repeated on at least
+  half the pages (digits ignored, so "page 3" and "page 4" are the same line), and lone page
+  numbers;
+- tables (rows of three or more cells, or runs of short two-cell rows): kept apart as rows so
+  a grid of amounts does not flood the prose.
+
+What is repaired: duplicated glyphs ("AAccccuusséé" -> "Accusé", when every character of a word
+is doubled, decided per line), NFC and compatibility characters (ligatures, mathematical
+italics, odd spaces, soft hyphens), hyphenated line ends (``numé-`` + ``rique`` -> ``numérique``,
+but ``Saint-`` + ``Étienne`` and ``peut-`` + ``être`` keep their hyphen), and paragraphs are
+rebuilt from lines using vertical gaps, indentation, short last lines and list markers.
+
+Bump :data:`CLEANING_VERSION` whenever the output of this module changes: stored extractions
+with an older version are redone by ``barometre extract``.
+"""
+from __future__ import annotations
+
+import re
+import statistics
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+
+from nlp.extract.engines import Fragment, RawLine, RawPage
+
+CLEANING_VERSION = "1"
+
+# --- character level ----------------------------------------------------------------------
+_COMPAT_RANGES = (
+    (0xFB00, 0xFB06),    # ligatures ﬁ ﬂ ﬀ ﬃ ﬄ ﬅ ﬆ
+    (0x1D400, 0x1D7FF),  # mathematical alphanumerics (𝑝𝑟𝑜𝑓𝑜𝑛𝑑𝑒𝑢𝑟 in Word equations)
+    (0xFF01, 0xFF5E),    # full-width forms
+    (0x2000, 0x200A),    # typographic spaces
+    (0x1D2C, 0x1D6A),    # modifier letters used as superscripts (1ᵉʳ)
+    (0x02B0, 0x02B8),
+)
+_DROP = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None)
+_SPACES = dict.fromkeys(map(ord, "\u00a0\u202f\u2007\t"), " ")
+# Private-use and control characters from symbol fonts are bullets in practice.
+_BULLET_CHARS = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\uf000-\uf0ff\u25aa\u25cf\u25a0\u2022\u2023\u2043\u25e6\u2219\u27a2\u2713\u2714]")
+
+
+def normalize_text(text: str) -> str:
+    """NFC, compatibility characters folded, invisible characters dropped, bullets unified."""
+    if not text.isascii():
+        text = "".join(
+            unicodedata.normalize("NFKC", c) if any(a <= ord(c) <= b for a, b in _COMPAT_RANGES) else c
+            for c in text
+        )
+        text = text.translate(_DROP).translate(_SPACES)
+        text = _BULLET_CHARS.sub("•", text)
+        text = unicodedata.normalize("NFC", text)
+    else:
+        text = text.replace("\t", " ")
+    return re.sub(r" {2,}", " ", text).strip()
+
+
+_WORD = re.compile(r"\S+")
+
+
+def _is_doubled(word: str) -> bool:
+    return len(word) >= 2 and len(word) % 2 == 0 and word[0::2] == word[1::2]
+
+
+def repair_doubled_glyphs(line: str) -> str:
+    """Undo overprinted (fake-bold) text extracted twice: "AAccccuusséé ddee" -> "Accusé de".
+
+    Decided per line: when most words of two characters or more have every character doubled,
+    each doubled word is halved. A lone word needs six characters ("ccoouurrss") so that
+    ordinary words ("coco", "elle") are never touched.
+    """
+    words = _WORD.findall(line)
+    if not words:
+        return line
+    long_words = [w for w in words if len(w) >= 2]
+    doubled = [w for w in long_words if _is_doubled(w)]
+    if long_words and len(doubled) >= max(2, 0.6 * len(long_words)):
+        return _WORD.sub(lambda m: m.group(0)[0::2] if _is_doubled(m.group(0)) else m.group(0), line)
+    if any(len(w) >= 6 for w in doubled):
+        return _WORD.sub(
+            lambda m: m.group(0)[0::2] if len(m.group(0)) >= 6 and _is_doubled(m.group(0)) else m.group(0),
+            line,
+        )
+    return line
+
+
+# --- noise patterns -----------------------------------------------------------------------
+def _loose(phrase: str) -> str:
+    # pdfminer sometimes cuts a word of a stamp ("Ac te", "R éception"): allow one space
+    # between any two letters of a stamp phrase.
+    out = []
+    for c in phrase:
+        if c == " ":
+            out.append(r"\s*")
+        elif c == "e":
+            out.append(r"[eéèê]\s?")
+        else:
+            out.append(re.escape(c) + r"\s?")
+    return "".join(out)
+
+
+_STAMP_PHRASES = [
+    "accusé de réception", "ministère de l'intérieur", "acte certifié exécutoire",
+    "envoi préfecture", "réception en préfecture", "réception par le préfet",
+    "date de télétransmission", "date de réception préfecture", "affiché le",
+]
+STAMP_RE = re.compile(
+    "|".join(_loose(p).replace("'", ".") for p in _STAMP_PHRASES)
+    + r"|\b\d\s?\d{2}-\d{9}-\d{8}-[\w.-]+-(?:DE|AR|AI|CC|BF|AU)\b"
+    + r"|\bID\s*:\s*\d{3}-\d{9}",
+    re.I,
+)
+# What is left of a fragment once its stamp phrases are gone, when it was all stamp.
+_STAMP_REST = re.compile(r"^[\s:;,.–—\-/\d]*$")
+
+
+def strip_stamps(text: str) -> tuple[str, bool]:
+    """Remove prefecture-stamp phrases and act ids from a fragment.
+
+    Output: the remaining text ("" when the fragment was only stamp, dates included) and
+    whether anything was removed.
+    """
+    if not STAMP_RE.search(text):
+        return text, False
+    rest = STAMP_RE.sub(" ", text)
+    if _STAMP_REST.match(rest):
+        return "", True
+    # Dates right after a stamp label ("Envoi Préfecture : 26/05/2014") go with it.
+    rest = re.sub(r"^\s*:?\s*\d{1,2}/\d{1,2}/\d{2,4}", " ", rest)
+    rest = re.sub(r"\s*:\s*\d{1,2}/\d{1,2}/\d{2,4}", " ", rest)
+    return re.sub(r"\s{2,}", " ", rest).strip(" –-"), True
+
+
+PAGE_NUMBER_RE = re.compile(
+    r"^\s*[-–—]?\s*(?:page|p\.)?\s*\d{1,4}\s*(?:(?:/|sur|of)\s*\d{1,4})?\s*[-–—]?\s*$", re.I
+)
+_BULLET_START = re.compile(
+    r"^(?:[•\-–—*►▪➢→o]\s|\(?\d{1,3}[.)°]\s|\(?[a-z][.)]\s|[IVX]{1,5}[.)\-–]\s|article\s+\d|art\.\s*\d"
+    r"|vu\s|consid[ée]rant\s|d[ée]cide\s|approuve\s|autorise\s)",
+    re.I,
+)
+_SENTENCE_END = re.compile(r"[.:;!?»\"”)]$")
+
+
+@dataclass
+class CleanPage:
+    """A page after cleaning: paragraphs and tables, with what was removed."""
+
+    number: int
+    paragraphs: list[str]
+    tables: list[list[list[str]]]
+    method: str = "text"
+    ocr_confidence: float | None = None
+    removed: Counter = field(default_factory=Counter)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.paragraphs)
+
+
+@dataclass
+class _Line:
+    text: str
+    x0: float
+    top: float
+    x1: float
+    bottom: float
+
+    @property
+    def height(self) -> float:
+        return max(self.bottom - self.top, 1.0)
+
+
+# --- page layout --------------------------------------------------------------------------
+def _fragment_lines(page: RawPage, removed: Counter) -> list[RawLine]:
+    """Normalise and repair every fragment; drop stamps and empty fragments."""
+    out = []
+    for line in page.lines:
+        frags = []
+        for f in line.fragments:
+            text = repair_doubled_glyphs(normalize_text(f.text))
+            if not text:
+                continue
+            text, stamped = strip_stamps(text)
+            if stamped:
+                removed["stamp"] += 1
+                if not text:
+                    continue
+            frags.append(Fragment(text, f.x0, f.top, f.x1, f.bottom))
+        if frags:
+            out.append(RawLine(frags))
+    return out
+
+
+def _drop_margin_column(lines: list[RawLine], width: float, height: float, removed: Counter) -> list[RawLine]:
+    """Remove a letterhead margin column: >= 3 narrow left fragments beside body text, top 40%."""
+    if width <= 0:
+        return lines
+    wide = [f for ln in lines for f in ln.fragments if len(f.text) >= 25]
+
+    def candidate(f: Fragment) -> bool:
+        if f.x1 > 0.36 * width or f.top > 0.4 * height or f.x1 <= 0:
+            return False
+        band = 3 * f.height
+        return any(g.x0 > f.x1 + 5 and g.top < f.bottom + band and g.bottom > f.top - band for g in wide)
+
+    flags = {(i, j) for i, ln in enumerate(lines) for j, f in enumerate(ln.fragments)
+             if len(ln.fragments) <= 2 and candidate(f)}
+    if len(flags) < 3:
+        return lines
+    # The column's other lines (its first line may have nothing wide beside it).
+    x_col = statistics.median(lines[i].fragments[j].x0 for i, j in flags)
+    flags |= {(i, j) for i, ln in enumerate(lines) for j, f in enumerate(ln.fragments)
+              if len(ln.fragments) <= 2 and abs(f.x0 - x_col) <= 3 and f.x1 <= 0.36 * width
+              and f.top <= 0.4 * height}
+    out = []
+    for i, ln in enumerate(lines):
+        keep = [f for j, f in enumerate(ln.fragments) if (i, j) not in flags]
+        removed["margin"] += len(ln.fragments) - len(keep)
+        if keep:
+            out.append(RawLine(keep))
+    return out
+
+
+def _is_table_row(ln: RawLine) -> bool:
+    frags = ln.fragments
+    if len(frags) >= 3:
+        return True
+    return len(frags) == 2 and all(len(f.text) <= 40 for f in frags)
+
+
+def _split_tables(lines: list[RawLine], removed: Counter) -> tuple[list[RawLine], list[list[list[str]]]]:
+    """Runs of table-like rows become tables (rows of cell strings); the rest stays prose.
+
+    A short single-fragment line between two table rows is the continuation of a cell that
+    wraps (``PS – EELV –`` / ``Progressistes et apparentés``): it joins the cell above it.
+    """
+    kinds = []
+    for ln in lines:
+        if _is_table_row(ln):
+            kinds.append("T")
+        elif len(ln.fragments) == 1 and len(ln.fragments[0].text) <= 40:
+            kinds.append("S")
+        else:
+            kinds.append("O")
+    prose: list[RawLine] = []
+    tables: list[list[list[str]]] = []
+    i = 0
+    while i < len(lines):
+        if kinds[i] != "T":
+            prose.append(lines[i])
+            i += 1
+            continue
+        j = i  # extend over T and S, then trim trailing S
+        while j < len(lines) and kinds[j] in "TS":
+            j += 1
+        while j > i and kinds[j - 1] == "S":
+            j -= 1
+        run = lines[i:j]
+        rows_t = [ln for ln, k in zip(run, kinds[i:j]) if k == "T"]
+        multi = sum(1 for ln in rows_t if len(ln.fragments) >= 3)
+        # Three two-cell rows (label | value) or two rows of three cells make a table.
+        if len(rows_t) >= 3 or (len(rows_t) >= 2 and multi >= 2):
+            rows: list[list[str]] = []
+            boxes: list[list[Fragment]] = []
+            for ln, k in zip(run, kinds[i:j]):
+                if k == "T" or not rows:
+                    rows.append([f.text for f in ln.fragments])
+                    boxes.append(list(ln.fragments))
+                    continue
+                f = ln.fragments[0]
+                col = min(range(len(boxes[-1])), key=lambda c: abs(boxes[-1][c].x0 - f.x0))
+                rows[-1][col] = f"{rows[-1][col]} {f.text}"
+            tables.append(rows)
+            removed["table_rows"] += len(run)
+        else:
+            prose.extend(run)
+        i = j
+    return prose, tables
+
+
+def _reading_order(lines: list[RawLine], width: float) -> list[_Line]:
+    """Flatten lines into text lines, reading a two-column stretch column by column.
+
+    Engines that read row by row (pdfminer) put both columns of a bulletin on one line as two
+    fragments split near the middle; a run of such lines is read left column first.
+    """
+    out: list[_Line] = []
+    i = 0
+
+    def two_col(ln: RawLine) -> bool:
+        f = ln.fragments
+        return (len(f) == 2 and width > 0 and f[0].x1 < 0.6 * width and f[1].x0 > 0.4 * width
+                and len(f[0].text) > 15 and len(f[1].text) > 15)
+
+    while i < len(lines):
+        if two_col(lines[i]):
+            j = i
+            while j < len(lines) and (two_col(lines[j]) or len(lines[j].fragments) == 1):
+                j += 1
+            run = lines[i:j]
+            if sum(1 for ln in run if two_col(ln)) >= 4:
+                mid = statistics.median(ln.fragments[1].x0 for ln in run if two_col(ln))
+                left = [f for ln in run for f in ln.fragments if f.x1 <= mid]
+                right = [f for ln in run for f in ln.fragments if f.x1 > mid]
+                out.extend(_Line(f.text, f.x0, f.top, f.x1, f.bottom) for f in left + right)
+                i = j
+                continue
+        ln = lines[i]
+        out.append(_Line(ln.text, ln.x0, ln.top, ln.x1, ln.bottom))
+        i += 1
+    return out
+
+
+def _noise_key(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"\d+", "#", text.lower())).strip()
+
+
+# --- hyphenation and paragraphs -----------------------------------------------------------
+# Second halves that are words of their own after a hyphen (peut-être, celle-ci, dit-il).
+_HYPHEN_KEEP_SECOND = {
+    "être", "ci", "là", "même", "mêmes", "il", "ils", "elle", "elles", "on", "je", "tu", "nous",
+    "vous", "t-il", "t-elle", "t-on", "dessus", "dessous", "delà", "dedans", "dehors", "bas",
+    "haut", "clés", "clé", "faire", "mère", "père", "unis", "ville", "major", "président",
+    "présidente", "adjoint", "adjointe", "membre", "membres", "cadre", "type", "types",
+}
+# First halves that build compounds (arrière-pays, sous-préfecture, non-titulaire).
+_HYPHEN_KEEP_FIRST = {
+    "arrière", "avant", "après", "contre", "demi", "mi", "non", "semi", "sous", "ex", "vice",
+    "grand", "grande", "anti", "co", "auto", "multi", "inter", "extra", "post", "pré", "pro",
+    "quasi", "ultra", "belle", "beau", "petit", "petite", "chef", "garde", "porte", "haut",
+    "basse", "bas", "centre", "nord", "sud", "est", "ouest", "e", "c'est-à", "au", "ci",
+    "celui", "celle", "ceux", "celles", "là", "plus", "moins", "peut", "y", "a", "rendez",
+    "vis", "sans", "tête", "libre", "bien", "mal", "social", "socio", "médico", "euro",
+}
+
+
+def join_hyphenated(first: str, second: str, vocabulary: set[str] | None = None) -> str:
+    """Join a line ending with a hyphen to the next line.
+
+    ``numé-`` + ``rique`` -> ``numérique``; a capitalised second half (``Saint-`` +
+    ``Étienne``), a known compound half (``peut-`` + ``être``) or a hyphenated form seen
+    elsewhere in the document keeps the hyphen.
+    """
+    head = first[:-1]
+    m_head = re.search(r"(\w+)$", head)
+    m_tail = re.match(r"(\w+)", second)
+    if not m_head or not m_tail:
+        return first + second
+    a, b = m_head.group(1), m_tail.group(1)
+    keep = (
+        not b[0].islower()
+        or b.lower() in _HYPHEN_KEEP_SECOND
+        or a.lower() in _HYPHEN_KEEP_FIRST
+        or a.isdigit() or b.isdigit()
+        or (vocabulary is not None and f"{a}-{b}".lower() in vocabulary
+            and f"{a}{b}".lower() not in vocabulary)
+    )
+    return first + second if keep else head + second
+
+
+def _paragraphs(lines: list[_Line], vocabulary: set[str]) -> list[str]:
+    """Rebuild paragraphs from lines using geometry and punctuation."""
+    if not lines:
+        return []
+    heights = [ln.height for ln in lines]
+    h_med = statistics.median(heights)
+    gaps = [b.top - a.bottom for a, b in zip(lines, lines[1:]) if 0 <= b.top - a.bottom < 3 * h_med]
+    gap_med = statistics.median(gaps) if gaps else 0.3 * h_med
+    right = sorted(ln.x1 for ln in lines)[int(0.9 * (len(lines) - 1))]
+    left = sorted(ln.x0 for ln in lines)[int(0.1 * (len(lines) - 1))]
+    has_geometry = any(ln.x1 > 0 for ln in lines)
+
+    paragraphs: list[str] = []
+    current = lines[0].text
+    for prev, ln in zip(lines, lines[1:]):
+        text = ln.text
+        if current.endswith("-") and len(current) > 1 and current[-2].isalpha() and text[:1].isalpha():
+            brk = False
+        else:
+            brk = bool(_BULLET_START.match(text))
+            if has_geometry and not brk:
+                gap = ln.top - prev.bottom
+                short_prev = prev.x1 < right - 3 * h_med
+                brk = (
+                    gap > gap_med + 0.7 * h_med          # a blank line between blocks
+                    or gap < -2 * h_med                  # jumped back up: a new column or block
+                    or (short_prev and _SENTENCE_END.search(prev.text) is not None)
+                    or (short_prev and text[:1].isupper() and not prev.text.endswith(","))
+                    or (ln.x0 > left + 2 * h_med and prev.x0 <= left + h_med
+                        and text[:1].isupper() and _SENTENCE_END.search(prev.text) is not None)
+                )
+            elif not brk:
+                brk = bool(_SENTENCE_END.search(prev.text)) and len(prev.text) < 60
+        if brk:
+            paragraphs.append(current)
+            current = text
+        elif current.endswith("-") and len(current) > 1 and current[-2].isalpha():
+            current = join_hyphenated(current, text, vocabulary)
+        else:
+            current = f"{current} {text}"
+    paragraphs.append(current)
+    return [re.sub(r"\s+", " ", p).strip() for p in paragraphs if p.strip()]
+
+
+# --- document level -----------------------------------------------------------------------
+def clean_pages(pages: list[RawPage]) -> list[CleanPage]:
+    """Clean the raw pages of one document (headers/footers need every page)."""
+    staged: list[tuple[RawPage, list[_Line], list[list[list[str]]], Counter]] = []
+    for page in pages:
+        removed: Counter = Counter()
+        lines = _fragment_lines(page, removed)
+        lines = _drop_margin_column(lines, page.width, page.height, removed)
+        prose, tables = _split_tables(lines, removed)
+        flat = _reading_order(prose, page.width)
+        staged.append((page, flat, [*page.tables, *tables], removed))
+
+    # Running headers/footers: first/last lines of a page whose digit-blind form recurs on at
+    # least half the pages (two pages at least).
+    n_text_pages = sum(1 for _, flat, _, _ in staged if flat)
+    repeated: set[str] = set()
+    if n_text_pages >= 2:
+        seen: Counter = Counter()
+        for page, flat, _, _ in staged:
+            seen.update({_noise_key(ln.text) for ln in _edge_lines(flat, page.height)})
+        threshold = max(2, (n_text_pages + 1) // 2)
+        repeated = {k for k, c in seen.items() if c >= threshold and len(k) >= 3}
+
+    vocabulary = {
+        w.lower()
+        for _, flat, _, _ in staged for ln in flat for w in re.findall(r"\w+(?:-\w+)*", ln.text)
+    }
+    out = []
+    for page, flat, tables, removed in staged:
+        edges = {id(ln) for ln in _edge_lines(flat, page.height)}
+        body = []
+        for ln in flat:
+            if id(ln) in edges and (_noise_key(ln.text) in repeated or PAGE_NUMBER_RE.match(ln.text)):
+                removed["header_footer"] += 1
+                continue
+            body.append(ln)
+        out.append(CleanPage(
+            number=page.number,
+            paragraphs=_paragraphs(body, vocabulary),
+            tables=tables,
+            method=page.method,
+            ocr_confidence=page.ocr_confidence,
+            removed=removed,
+        ))
+    return out
+
+
+def _edge_lines(lines: list[_Line], height: float) -> list[_Line]:
+    """Lines that may be running headers/footers: the first and last three of the page, and
+    any line in the top or bottom 8% of it."""
+    picked = {id(ln): ln for ln in lines[:3] + lines[-3:]}
+    if height > 0:
+        for ln in lines:
+            if ln.x1 > 0 and (ln.bottom < 0.08 * height or ln.top > 0.92 * height):
+                picked[id(ln)] = ln
+    return list(picked.values())
+
+
+def clean_text_block(text: str) -> list[str]:
+    """Paragraphs of plain text without geometry (TXT files, HTML main text)."""
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = [repair_doubled_glyphs(normalize_text(x)) for x in block.splitlines()]
+        lines = [x for x in lines if x]
+        if not lines:
+            continue
+        fake = [_Line(x, 0.0, 0.0, 0.0, 0.0) for x in lines]
+        paragraphs.extend(_paragraphs(fake, set()))
+    return paragraphs
