@@ -26,7 +26,7 @@ import logging
 import re
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -639,8 +639,6 @@ _SAFE_QUERY = "/%:@!$'()*+,;=-._~?"
 
 
 def _is_tracking(key: str) -> bool:
-    from urllib.parse import unquote_plus
-
     k = unquote_plus(key).strip().lower()
     return k in _TRACKING_PARAMS or k.startswith(_TRACKING_PREFIXES)
 
