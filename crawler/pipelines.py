@@ -1,0 +1,71 @@
+"""Item pipeline: write crawl results to the corpus store.
+
+Stage: crawl. Input: :class:`crawler.items.DocumentItem` and :class:`crawler.items.FetchRecord`
+from the spiders. Output: ``documents`` / ``sources`` / ``fetches`` rows and content-addressed
+files under ``corpus/files`` (via :class:`nlp.store.CorpusStore`; Scrapy's FilesPipeline is
+not used: it names files by URL hash and refuses redirects).
+
+A document, its source and the fetch rows of every URL that led to it are written in one
+transaction, after the file is in place: once a URL's fetch row says ``ok``, its document is
+stored. That is what lets ``--resume`` skip it (crawler.middlewares.CrawlGateMiddleware).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from crawler.items import DocumentItem, FetchRecord
+
+log = logging.getLogger(__name__)
+
+
+class StorePipeline:
+    """Writes items through the spider's :class:`nlp.store.CorpusStore` (``spider.store``)."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+        self.stats = crawler.stats
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> "StorePipeline":
+        return cls(crawler)
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        spider = spider or self.crawler.spider
+        store = spider.store
+        if isinstance(item, DocumentItem):
+            self._store_document(store, item)
+        elif isinstance(item, FetchRecord):
+            with store.transaction():
+                for url in dict.fromkeys([item.url, *item.aliases]):
+                    store.record_fetch(
+                        item.metropole, url, item.status, http_status=item.http_status,
+                        kind=item.kind, document_id=item.document_id, etag=item.etag,
+                        last_modified=item.last_modified, error=item.error, referer=item.referer,
+                        depth=item.depth, nbytes=item.nbytes,
+                    )
+            self.stats.inc_value(f"barometre/fetch/{item.status}")
+        return item
+
+    def _store_document(self, store: Any, item: DocumentItem) -> None:
+        with store.transaction():
+            doc_id, created = store.add_document(item.body, item.media_type, item.ext)
+            store.add_source(
+                doc_id, item.metropole, item.url, referer=item.referer,
+                anchor_text=item.anchor_text or None, page_title=item.page_title or None,
+                http_status=item.http_status, etag=item.etag, last_modified=item.last_modified,
+                headers=item.headers, fetched_at=item.fetched_at, origin=item.origin,
+                metadata=item.metadata,
+            )
+            for url in dict.fromkeys([item.url, *item.aliases]):
+                store.record_fetch(
+                    item.metropole, url, "ok", http_status=item.http_status, kind=item.kind,
+                    document_id=doc_id, etag=item.etag, last_modified=item.last_modified,
+                    referer=item.referer, depth=item.depth, nbytes=len(item.body),
+                )
+        self.stats.inc_value("barometre/fetch/ok")
+        self.stats.inc_value("barometre/documents_stored")
+        if created:
+            self.stats.inc_value("barometre/documents_new")
+        log.debug("stored %s %s (%s, %d bytes, new=%s)", item.metropole, item.url,
+                  item.media_type, len(item.body), created)

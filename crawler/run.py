@@ -1,0 +1,318 @@
+"""Entry point of a crawl: ``run_crawl`` (called by ``barometre crawl``) and the subprocess.
+
+Stage: crawl. Input: a registry (YAML path or ``Registry.to_dict()``), the corpus directory,
+the outputs directory, the slugs to crawl, resume flag, overrides. Output: documents and
+``fetches`` rows in the corpus store, ``outputs/tables/crawl_summary.csv`` and a
+:class:`CrawlSummary` (per metropolis: pages seen, documents stored, by media type, by
+status, bytes).
+
+A Scrapy crawl cannot be started twice in one process (Twisted's reactor), so
+:func:`run_crawl` validates the registry here (a :class:`nlp.errors.RegistryError` reaches the
+user), then runs ``python -m crawler.run ARGS.json`` in a subprocess that runs the site spider
+then the deliberations spider, one after the other (so the per-domain politeness limits hold
+across both), with their logs on stderr.
+
+``overrides``: UPPER_CASE keys are Scrapy settings (e.g. ``DOWNLOAD_DELAY``,
+``AUTOTHROTTLE_ENABLED``, ``CONCURRENT_REQUESTS_PER_DOMAIN``); lower-case keys are crawl
+options: ``contact`` (goes in the user agent), ``user_agent`` (replaces it), ``max_pages``,
+``max_depth``, ``max_file_bytes``, ``max_total_bytes``, ``keywords`` (override every
+selected entry's limits), ``spiders`` (default ``["site", "deliberations"]``),
+``page_threshold``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nlp.errors import BarometreError
+from nlp.schema import FETCH_STATUSES
+
+log = logging.getLogger(__name__)
+
+SPIDERS = ("site", "deliberations")
+LIMIT_OPTIONS = ("max_pages", "max_depth", "max_file_bytes", "max_total_bytes", "keywords")
+# Media type columns of the summary (anything else counts as "other").
+MEDIA_COLUMNS = {
+    "application/pdf": "pdf",
+    "text/html": "html",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.oasis.opendocument.text": "odt",
+    "application/msword": "doc",
+}
+
+
+class CrawlError(BarometreError):
+    """The crawl process failed (its log on stderr says why)."""
+
+
+@dataclass
+class CrawlSummary:
+    """Per-metropolis crawl figures (rows of ``crawl_summary.csv``) and where they were written."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    csv_path: Path | None = None
+    returncode: int = 0
+
+    @property
+    def columns(self) -> list[str]:
+        return summary_columns()
+
+    def totals(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"metropole": "TOTAL"}
+        for col in self.columns[1:]:
+            out[col] = sum(int(r.get(col) or 0) for r in self.rows)
+        return out
+
+    def to_text(self) -> str:
+        """A plain-text table for the terminal (only non-empty status columns)."""
+        cols = ["metropole", "pages_seen", "documents", "bytes"] + [
+            c for c in self.columns[4:] if any(r.get(c) for r in self.rows)
+        ]
+        rows = self.rows + [self.totals()]
+        widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+        lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
+        lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols) for r in rows]
+        return "\n".join(lines)
+
+
+def summary_columns() -> list[str]:
+    return (
+        ["metropole", "pages_seen", "documents", "bytes"]
+        + [f"type_{v}" for v in dict.fromkeys(MEDIA_COLUMNS.values())] + ["type_other"]
+        + [f"status_{s}" for s in FETCH_STATUSES]
+    )
+
+
+def summarise(corpus_dir: Path, metropoles: list[str]) -> CrawlSummary:
+    """Summary read back from the store (complete after a resumed crawl too).
+
+    ``pages_seen``: HTML pages tried (``fetches`` of kind page); ``documents``/``bytes``:
+    distinct stored documents with a source for the metropolis (pages kept included);
+    ``type_*``: those documents by media type; ``status_*``: ``fetches`` rows by status.
+    """
+    from nlp.store import CorpusStore
+
+    summary = CrawlSummary()
+    with CorpusStore(corpus_dir) as store:
+        for m in metropoles:
+            fetches = store.fetches([m])
+            docs = store.documents([m])
+            row: dict[str, Any] = dict.fromkeys(summary_columns(), 0)
+            row["metropole"] = m
+            row["pages_seen"] = sum(1 for f in fetches if f["kind"] == "page")
+            row["documents"] = len(docs)
+            row["bytes"] = sum(d.size for d in docs)
+            for d in docs:
+                col = MEDIA_COLUMNS.get(d.media_type.split(";")[0])
+                row[f"type_{col}" if col else "type_other"] += 1
+            for status, n in Counter(f["status"] for f in fetches).items():
+                key = f"status_{status}"
+                row[key] = row.get(key, 0) + n
+            summary.rows.append(row)
+    return summary
+
+
+def write_summary_csv(summary: CrawlSummary, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols = list(dict.fromkeys(summary.columns + [k for r in summary.rows for k in r]))
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=cols)
+        writer.writeheader()
+        writer.writerows(summary.rows)
+    summary.csv_path = path
+    return path
+
+
+def jobdir_for(corpus_dir: Path, spider: str) -> Path:
+    """Scrapy JOBDIR of a spider inside the corpus (kept for ``--resume``)."""
+    return Path(corpus_dir) / ".crawl" / "jobs" / spider
+
+
+def _apply_limit_overrides(registry: dict[str, Any], slugs: list[str], options: dict[str, Any]) -> None:
+    for entry in registry["metropoles"]:
+        if entry["slug"] in slugs:
+            for key in LIMIT_OPTIONS:
+                if options.get(key) is not None:
+                    entry.setdefault("limits", {})[key] = options[key]
+
+
+def run_crawl(
+    registry: Path | str | dict[str, Any],
+    corpus_dir: Path,
+    outputs_dir: Path,
+    metropoles: list[str] | None = None,
+    resume: bool = False,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    log_level: str = "INFO",
+) -> CrawlSummary:
+    """Crawl the selected metropolises in a subprocess; return and write the summary.
+
+    Raises RegistryError (invalid registry, unknown slug) before anything starts, and
+    CrawlError when the crawl process fails (the summary CSV is still written from what the
+    store holds). A Ctrl-C stops the crawl cleanly (its queue is kept for ``resume=True``)
+    and is re-raised after the summary is written.
+    """
+    from crawler.registry import load_registry, registry_from_dict
+
+    reg = registry_from_dict(registry, "registry") if isinstance(registry, dict) else load_registry(Path(registry))
+    selected = [m.slug for m in reg.select(metropoles)]
+    overrides = dict(overrides or {})
+    options = {k: v for k, v in overrides.items() if not k.isupper()}
+    settings = {k: v for k, v in overrides.items() if k.isupper()}
+    unknown = set(options) - set(LIMIT_OPTIONS) - {"contact", "user_agent", "spiders", "page_threshold"}
+    if unknown:
+        raise BarometreError(f"unknown crawl option(s): {', '.join(sorted(unknown))}")
+    spiders = list(options.get("spiders") or SPIDERS)
+    bad = [s for s in spiders if s not in SPIDERS]
+    if bad:
+        raise BarometreError(f"unknown spider(s) {bad}; known: {', '.join(SPIDERS)}")
+    reg_dict = reg.to_dict()
+    reg_dict.pop("path", None)
+    _apply_limit_overrides(reg_dict, selected, options)
+    # Validate the overridden limits here too, so a bad value is a user error, not a crash.
+    registry_from_dict(dict(reg_dict), "registry (with overrides)")
+    if options.get("contact"):
+        settings["BAROMETRE_CONTACT"] = options["contact"]
+    if options.get("user_agent"):
+        settings["USER_AGENT"] = options["user_agent"]
+    if options.get("page_threshold") is not None:
+        settings["BAROMETRE_PAGE_THRESHOLD"] = float(options["page_threshold"])
+    if not progress:
+        settings.setdefault("BAROMETRE_PROGRESS_INTERVAL", 0)
+
+    corpus_dir = Path(corpus_dir)
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    args = {
+        "registry": reg_dict, "metropoles": selected, "corpus_dir": str(corpus_dir.resolve()),
+        "resume": resume, "settings": settings, "spiders": spiders, "log_level": log_level,
+    }
+    state_dir = corpus_dir / ".crawl"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd, args_path = tempfile.mkstemp(prefix="crawl-args-", suffix=".json", dir=state_dir)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(args, f, ensure_ascii=False)
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    interrupted = False
+    proc = subprocess.Popen([sys.executable, "-m", "crawler.run", args_path], env=env,
+                            stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else None)
+    try:
+        returncode = proc.wait()
+    except KeyboardInterrupt:
+        # The child got the same SIGINT and shuts down cleanly (JOBDIR saved): wait for it.
+        interrupted = True
+        returncode = proc.wait()
+    finally:
+        Path(args_path).unlink(missing_ok=True)
+    summary = summarise(corpus_dir, selected)
+    summary.returncode = returncode
+    write_summary_csv(summary, Path(outputs_dir) / "tables" / "crawl_summary.csv")
+    if interrupted:
+        raise KeyboardInterrupt
+    if returncode != 0:
+        raise CrawlError(f"the crawl process exited with code {returncode} (see the log above); "
+                         f"resume it with --resume")
+    return summary
+
+
+def _has_fileno(stream: Any) -> bool:
+    try:
+        stream.fileno()
+        return True
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def crawl_in_process(args: dict[str, Any]) -> int:
+    """Run the spiders in this process (the body of the subprocess). Returns an exit code."""
+    from scrapy.crawler import Crawler, CrawlerProcess
+    from scrapy.settings import Settings
+    from scrapy.utils.reactor import install_reactor
+    from twisted.internet import defer
+
+    from crawler.spiders import reset_jobdir
+    from crawler.spiders.deliberations import DeliberationsSpider
+    from crawler.spiders.site import SiteSpider
+
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    # Crawlers are built here (one JOBDIR each), so the reactor is installed here too.
+    install_reactor(settings["TWISTED_REACTOR"])
+    user = dict(args.get("settings") or {})
+    if "BAROMETRE_CONTACT" in user and "USER_AGENT" not in user:
+        user["USER_AGENT"] = settings.get("BAROMETRE_USER_AGENT_TEMPLATE").format(contact=user["BAROMETRE_CONTACT"])
+    settings.setdict(user, priority="cmdline")
+    settings.set("LOG_LEVEL", args.get("log_level", "INFO"), priority="cmdline")
+    corpus_dir = Path(args["corpus_dir"])
+    settings.set("BAROMETRE_CORPUS_DIR", str(corpus_dir), priority="cmdline")
+    settings.set("BAROMETRE_RESUME", bool(args.get("resume")), priority="cmdline")
+    classes = {"site": SiteSpider, "deliberations": DeliberationsSpider}
+    plan = []
+    for name in args.get("spiders") or SPIDERS:
+        cls = classes[name]
+        if name == "deliberations" and not any(
+            e.get("deliberation_datasets") for e in args["registry"]["metropoles"] if e["slug"] in args["metropoles"]
+        ):
+            continue
+        jobdir = jobdir_for(corpus_dir, name)
+        if not args.get("resume"):
+            reset_jobdir(jobdir)
+        s = settings.copy()
+        s.set("JOBDIR", str(jobdir), priority="cmdline")
+        plan.append((cls, s))
+
+    process = CrawlerProcess(settings, install_root_handler=True)
+    failures: list[str] = []
+
+    @defer.inlineCallbacks
+    def chain() -> Any:
+        from twisted.internet import reactor
+
+        try:
+            for cls, s in plan:
+                crawler = Crawler(cls, s)
+                yield process.crawl(crawler, registry=args["registry"], metropoles=args["metropoles"])
+                reason = crawler.stats.get_value("finish_reason") if crawler.stats else None
+                if reason not in ("finished", None):
+                    failures.append(f"{cls.name}: {reason}")
+                    if reason == "shutdown":
+                        break
+        except Exception:
+            log.exception("crawl failed")
+            failures.append("exception")
+        finally:
+            reactor.stop()
+
+    from twisted.internet import reactor
+
+    reactor.callWhenRunning(chain)
+    process.start(stop_after_crawl=False)
+    if failures:
+        log.error("crawl ended early: %s", "; ".join(failures))
+        return 130 if any("shutdown" in f for f in failures) else 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m crawler.run ARGS.json", file=sys.stderr)
+        return 2
+    with open(argv[0], encoding="utf-8") as f:
+        args = json.load(f)
+    return crawl_in_process(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

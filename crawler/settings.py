@@ -1,0 +1,92 @@
+"""Scrapy settings of the barometre crawler (polite defaults, set explicitly).
+
+Stage: crawl. These are Scrapy's project settings (``scrapy.cfg`` points here); a crawl
+started by :func:`crawler.run.run_crawl` layers the user's overrides on top (e.g. the tests
+and the demo set ``DOWNLOAD_DELAY=0`` and ``AUTOTHROTTLE_ENABLED=False`` for 127.0.0.1).
+Settings specific to barometre are prefixed ``BAROMETRE_`` and documented below.
+"""
+
+BOT_NAME = "barometre"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+# --- identity --------------------------------------------------------------------------
+# The user agent names the tool and how to reach whoever runs it: `{contact}` is replaced by
+# BAROMETRE_CONTACT (set it: `barometre crawl --contact you@lab.example`).
+BAROMETRE_CONTACT = "unset (set --contact)"
+BAROMETRE_USER_AGENT_TEMPLATE = (
+    "barometre/0.1 (research crawler for the digital-maturity barometer of French metropolises; "
+    "+https://github.com/barometre/barometre; contact: {contact})"
+)
+USER_AGENT = BAROMETRE_USER_AGENT_TEMPLATE.format(contact=BAROMETRE_CONTACT)
+
+# --- politeness --------------------------------------------------------------------------
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_DELAY = 1.0
+RANDOMIZE_DOWNLOAD_DELAY = True
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+
+# --- faults ------------------------------------------------------------------------------
+DOWNLOAD_TIMEOUT = 60
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+# Exponential backoff between retries of 5xx answers and timeouts: base * 2**attempt seconds,
+# capped (crawler.middlewares.BackoffRetryMiddleware).
+BAROMETRE_BACKOFF_BASE = 2.0
+BAROMETRE_BACKOFF_MAX = 120.0
+# A 429/503 `Retry-After` longer than this is not waited for: the URL is recorded `http-429`
+# (or `http-5xx`) and the crawl goes on.
+BAROMETRE_RETRY_AFTER_MAX = 600.0
+REDIRECT_ENABLED = True
+REDIRECT_MAX_TIMES = 10
+# barometre does not use FilesPipeline (its files are named by URL hash and it refuses
+# redirects by default); documents follow redirects like pages. Kept for `scrapy` users.
+MEDIA_ALLOW_REDIRECTS = True
+# Per-request limits come from the registry (`download_maxsize` meta = max_file_bytes).
+DOWNLOAD_MAXSIZE = 50 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 0
+
+# --- crawl order -------------------------------------------------------------------------
+# Depth is handled per metropolis by the spider (registry limits); Scrapy's own depth limit
+# stays off. Priority comes from the relevance score.
+DEPTH_LIMIT = 0
+DEPTH_PRIORITY = 0
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+# --- focused crawl -----------------------------------------------------------------------
+# An HTML page is stored as a document when it is a start URL or its relevance score
+# (crawler.focus.page_score) reaches this threshold; other pages are only followed.
+BAROMETRE_PAGE_THRESHOLD = 2.0
+# Trap guards (crawler.focus.TrapGuard), per metropolis.
+BAROMETRE_MAX_QUERY_VARIANTS = 50
+BAROMETRE_MAX_PATTERN_URLS = 1000
+# Fetch /sitemap.xml and the `Sitemap:` lines of robots.txt of every start URL's site.
+BAROMETRE_USE_SITEMAPS = True
+# Where the corpus store lives (set by crawler.run); None makes the spider refuse to start.
+BAROMETRE_CORPUS_DIR = None
+BAROMETRE_RESUME = False
+# Seconds between progress lines on stderr (0: none).
+BAROMETRE_PROGRESS_INTERVAL = 10.0
+
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.CrawlGateMiddleware": 50,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.middlewares.BackoffRetryMiddleware": 550,
+}
+ITEM_PIPELINES = {
+    "crawler.pipelines.StorePipeline": 300,
+}
+EXTENSIONS = {
+    "crawler.extensions.ProgressLog": 500,
+}
+
+FEED_EXPORT_ENCODING = "utf-8"
+LOG_LEVEL = "INFO"
