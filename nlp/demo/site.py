@@ -270,6 +270,9 @@ def _page(metro: DemoMetropole | None, metros: list[DemoMetropole], title: str, 
           path: str) -> str:
     """A full HTML page with the site chrome (menu, breadcrumb, footer) around ``body``."""
     site_name = metro.name if metro else "Métropoles fictives"
+    # Pages of the strategy section carry the section name in <title> and breadcrumb, as
+    # real CMS pages do (and as the crawler's relevance score reads them).
+    section = "Stratégie numérique" if "/numerique/" in path else ""
     if metro:
         p = f"/{metro.slug}/"
         menu = (f'<li><a href="{p}">Accueil</a></li>'
@@ -278,6 +281,8 @@ def _page(metro: DemoMetropole | None, metros: list[DemoMetropole], title: str, 
                 f'<li><a href="{p}espace-agents/">Espace agents</a></li>'
                 '<li><a href="/">Toutes les métropoles</a></li>')
         crumb = f'<a href="/">Accueil</a> › <a href="{p}">{_e(metro.name)}</a>'
+        if section:
+            crumb += f" › {section}"
     else:
         menu = "".join(f'<li><a href="/{m.slug}/">{_e(m.name)}</a></li>' for m in metros)
         crumb = '<a href="/">Accueil</a>'
@@ -285,7 +290,7 @@ def _page(metro: DemoMetropole | None, metros: list[DemoMetropole], title: str, 
 <html lang="fr">
 <head>
 <meta charset="utf-8">
-<title>{_e(title)} — {_e(site_name)}</title>
+<title>{_e(title)} — {section + " — " if section else ""}{_e(site_name)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="description" content="{_e(FICTIONAL_MARK)}">
 <style>body{{font-family:sans-serif;max-width:60rem;margin:auto;padding:0 1rem;color:#222}}
@@ -561,8 +566,8 @@ def demo_registry(base_url: str, content_dir: Path = CONTENT_DIR) -> dict[str, A
         })
     return {
         "version": 1,
+        # No ``keywords``: the crawler's default relevance keywords apply, as for real sites.
         "defaults": {"max_pages": 200, "max_depth": 4, "max_file_bytes": 10_000_000,
-                     "max_total_bytes": 500_000_000,
-                     "keywords": ["numérique", "délibération", "données", "stratégie"]},
+                     "max_total_bytes": 500_000_000},
         "metropoles": entries,
     }

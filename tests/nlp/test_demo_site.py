@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
 import io
 import re
 import urllib.error
@@ -35,6 +36,17 @@ def server(site: DemoSite):
         yield srv
 
 
+@pytest.fixture(scope="module")
+def pdf_pages(site: DemoSite) -> dict[str, list[str]]:
+    """pdfplumber text of every PDF of the site, by URL path (extracted once per module)."""
+    out = {}
+    for doc in site.documents:
+        if doc.format == "pdf":
+            with pdfplumber.open(site.root / doc.path.lstrip("/")) as pdf:
+                out[doc.path] = [page.extract_text() or "" for page in pdf.pages]
+    return out
+
+
 def _get(url: str, method: str = "GET", headers: dict[str, str] | None = None):
     req = urllib.request.Request(url, method=method, headers=headers or {})
     try:
@@ -59,11 +71,6 @@ class _Links(HTMLParser):
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file()}
-
-
-def _pdf_pages(path: Path) -> list[str]:
-    with pdfplumber.open(path) as pdf:
-        return [page.extract_text() or "" for page in pdf.pages]
 
 
 # --- build -------------------------------------------------------------------------------
@@ -112,21 +119,22 @@ def test_each_metropole_has_enough_varied_dated_documents(site: DemoSite) -> Non
     assert set(DESIGNED_LEADERS) <= set(THEMES)
 
 
-def test_every_page_and_pdf_carries_the_fictional_mark(site: DemoSite) -> None:
+def test_every_page_and_pdf_carries_the_fictional_mark(site: DemoSite, pdf_pages) -> None:
     for path in site.root.rglob("*.html"):
         assert FICTIONAL_MARK in path.read_text(encoding="utf-8"), path
     for doc in site.documents:
         if doc.format == "pdf":
-            pages = _pdf_pages(site.root / doc.path.lstrip("/"))
+            pages = pdf_pages[doc.path]
             assert all(FICTIONAL_MARK in text for text in pages), doc.path
 
 
-def test_pdfs_have_letterhead_running_header_footer_and_page_numbers(site: DemoSite) -> None:
+def test_pdfs_have_letterhead_running_header_footer_and_page_numbers(site: DemoSite,
+                                                                    pdf_pages) -> None:
     multi_page = {slug: 0 for slug in site.metropoles}
     for doc in site.documents:
         if doc.format != "pdf":
             continue
-        pages = _pdf_pages(site.root / doc.path.lstrip("/"))
+        pages = pdf_pages[doc.path]
         name = {"valombre": "Métropole de Valombre", "cantelune": "Métropole de Cantelune",
                 "brumeval": "Métropole de Brumeval",
                 "aubeclair": "Métropole d'Aubeclair"}[doc.metropole]
@@ -146,13 +154,13 @@ def test_pdfs_have_letterhead_running_header_footer_and_page_numbers(site: DemoS
     assert all(n >= 1 for n in multi_page.values()), multi_page
 
 
-def test_pdf_text_layer_has_hyphenated_line_ends(site: DemoSite) -> None:
+def test_pdf_text_layer_has_hyphenated_line_ends(site: DemoSite, pdf_pages) -> None:
     forced = {slug: False for slug in site.metropoles}
     hyphenated_lines = 0
     for doc in site.documents:
         if doc.format != "pdf":
             continue
-        text = "\n".join(_pdf_pages(site.root / doc.path.lstrip("/")))
+        text = "\n".join(pdf_pages[doc.path])
         if "numé-\nrique" in text:
             forced[doc.metropole] = True
         hyphenated_lines += len(re.findall(r"[a-zé]{3,}-\n[a-zé]{3,}", text))
@@ -340,3 +348,46 @@ def test_server_stops_and_a_missing_site_is_a_user_error(site: DemoSite, tmp_pat
         urllib.request.urlopen(url, timeout=2)
     with pytest.raises(BarometreError, match="no built demo site"):
         serve(tmp_path)
+
+
+# --- the designed contrasts --------------------------------------------------------------
+def _body_text(site: DemoSite, doc, pdf_pages: dict[str, list[str]]) -> str:
+    """Document text roughly as the extract stage gives it: running header, footer and
+    letterhead dropped, hyphenated line ends joined; for HTML the <main> element only."""
+    if doc.format == "html":
+        page = (site.root / doc.path.lstrip("/")).read_text(encoding="utf-8")
+        main = page[page.index("<main>"):page.index("</main>")]
+        return html.unescape(re.sub(r"<[^>]+>", " ", main))
+    kept = []
+    for i, text in enumerate(pdf_pages[doc.path]):
+        lines = text.splitlines()[1:-1]
+        kept.extend(lines[3:] if i == 0 else lines)
+    return re.sub(r"(\w)-\n(\w)", r"\1\2", "\n".join(kept)).replace("\n", " ")
+
+
+@pytest.mark.slow
+def test_designed_leaders_lead_their_theme_with_the_project_lexicons(site: DemoSite,
+                                                                    pdf_pages) -> None:
+    """Each designed leader has at least twice the counted hits per 10,000 words of the
+    runner-up on its theme, and the largest share of documents with the theme."""
+    lexicons = pytest.importorskip("nlp.lexicons")
+    themes = pytest.importorskip("nlp.themes")
+    lexicon_dir = Path(__file__).resolve().parents[2] / "lexicons"
+    annotator = themes.ThemeAnnotator(lexicons.load_lexicons(lexicon_dir), mode="fast")
+    words = {slug: 0 for slug in site.metropoles}
+    hits = {t: dict.fromkeys(site.metropoles, 0) for t in DESIGNED_LEADERS}
+    docs_with = {t: dict.fromkeys(site.metropoles, 0) for t in DESIGNED_LEADERS}
+    for doc in site.documents:
+        result = annotator.annotate_one(_body_text(site, doc, pdf_pages))
+        words[doc.metropole] += result.n_words
+        for theme in DESIGNED_LEADERS:
+            hits[theme][doc.metropole] += sum(
+                1 for h in result.hits if h.theme == theme and not h.negated)
+            docs_with[theme][doc.metropole] += theme in result.themes
+    for theme, leader in DESIGNED_LEADERS.items():
+        rate = {m: hits[theme][m] / words[m] * 10_000 for m in site.metropoles}
+        share = {m: docs_with[theme][m] / len(site.documents_of(m)) for m in site.metropoles}
+        runner_up = max(v for m, v in rate.items() if m != leader)
+        assert rate[leader] >= 2 * runner_up, (theme, rate)
+        assert share[leader] == max(share.values()), (theme, share)
+        assert share[leader] > max(v for m, v in share.items() if m != leader), (theme, share)
