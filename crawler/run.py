@@ -145,23 +145,18 @@ def _apply_limit_overrides(registry: dict[str, Any], slugs: list[str], options: 
                     entry.setdefault("limits", {})[key] = options[key]
 
 
-def run_crawl(
+def build_crawl_args(
     registry: Path | str | dict[str, Any],
     corpus_dir: Path,
-    outputs_dir: Path,
     metropoles: list[str] | None = None,
     resume: bool = False,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
     log_level: str = "INFO",
-) -> CrawlSummary:
-    """Crawl the selected metropolises in a subprocess; return and write the summary.
-
-    Raises RegistryError (invalid registry, unknown slug) before anything starts, and
-    CrawlError when the crawl process fails (the summary CSV is still written from what the
-    store holds). A Ctrl-C stops the crawl cleanly (its queue is kept for ``resume=True``)
-    and is re-raised after the summary is written.
-    """
+) -> dict[str, Any]:
+    """Validate the registry, selection and overrides; return the JSON-able arguments of the
+    crawl subprocess (``python -m crawler.run ARGS.json``). Raises RegistryError /
+    BarometreError on bad input."""
     from crawler.registry import load_registry, registry_from_dict
 
     reg = registry_from_dict(registry, "registry") if isinstance(registry, dict) else load_registry(Path(registry))
@@ -180,7 +175,7 @@ def run_crawl(
     reg_dict.pop("path", None)
     _apply_limit_overrides(reg_dict, selected, options)
     # Validate the overridden limits here too, so a bad value is a user error, not a crash.
-    registry_from_dict(dict(reg_dict), "registry (with overrides)")
+    registry_from_dict(json.loads(json.dumps(reg_dict)), "registry (with overrides)")
     if options.get("contact"):
         settings["BAROMETRE_CONTACT"] = options["contact"]
     if options.get("user_agent"):
@@ -189,23 +184,59 @@ def run_crawl(
         settings["BAROMETRE_PAGE_THRESHOLD"] = float(options["page_threshold"])
     if not progress:
         settings.setdefault("BAROMETRE_PROGRESS_INTERVAL", 0)
-
-    corpus_dir = Path(corpus_dir)
-    corpus_dir.mkdir(parents=True, exist_ok=True)
-    args = {
-        "registry": reg_dict, "metropoles": selected, "corpus_dir": str(corpus_dir.resolve()),
-        "resume": resume, "settings": settings, "spiders": spiders, "log_level": log_level,
+    return {
+        "registry": reg_dict, "metropoles": selected, "corpus_dir": str(Path(corpus_dir).resolve()),
+        "resume": bool(resume), "settings": settings, "spiders": spiders, "log_level": log_level,
     }
-    state_dir = corpus_dir / ".crawl"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd, args_path = tempfile.mkstemp(prefix="crawl-args-", suffix=".json", dir=state_dir)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(args, f, ensure_ascii=False)
+
+
+def crawl_command(args_path: Path | str) -> tuple[list[str], dict[str, str]]:
+    """Command line and environment of the crawl subprocess."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return [sys.executable, "-m", "crawler.run", str(args_path)], env
+
+
+def write_crawl_args(args: dict[str, Any]) -> Path:
+    """Write the subprocess arguments under ``corpus/.crawl/`` and return the file."""
+    state_dir = Path(args["corpus_dir"]) / ".crawl"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="crawl-args-", suffix=".json", dir=state_dir)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(args, f, ensure_ascii=False)
+    return Path(path)
+
+
+def run_crawl(
+    registry: Path | str | dict[str, Any],
+    corpus_dir: Path,
+    outputs_dir: Path,
+    metropoles: list[str] | None = None,
+    resume: bool = False,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    log_level: str = "INFO",
+) -> CrawlSummary:
+    """Crawl the selected metropolises in a subprocess; return and write the summary.
+
+    Input: a registry (YAML path or ``Registry.to_dict()``), the corpus and outputs
+    directories, slugs (None: all), ``resume`` (go on with an interrupted crawl), overrides
+    (module docstring), progress lines on/off, log level. Output: the summary, also written
+    to ``outputs_dir/tables/crawl_summary.csv``.
+
+    Raises RegistryError (invalid registry, unknown slug) before anything starts, and
+    CrawlError when the crawl process fails (the summary CSV is still written from what the
+    store holds). A Ctrl-C stops the crawl cleanly (its queue is kept for ``resume=True``)
+    and is re-raised after the summary is written.
+    """
+    args = build_crawl_args(registry, corpus_dir, metropoles, resume, overrides, progress, log_level)
+    Path(corpus_dir).mkdir(parents=True, exist_ok=True)
+    args_path = write_crawl_args(args)
+    command, env = crawl_command(args_path)
     interrupted = False
-    proc = subprocess.Popen([sys.executable, "-m", "crawler.run", args_path], env=env,
+    # Logs go to stderr (the child's stdout is sent there too): stdout is for results.
+    proc = subprocess.Popen(command, env=env,
                             stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else None)
     try:
         returncode = proc.wait()
@@ -214,8 +245,8 @@ def run_crawl(
         interrupted = True
         returncode = proc.wait()
     finally:
-        Path(args_path).unlink(missing_ok=True)
-    summary = summarise(corpus_dir, selected)
+        args_path.unlink(missing_ok=True)
+    summary = summarise(Path(corpus_dir), args["metropoles"])
     summary.returncode = returncode
     write_summary_csv(summary, Path(outputs_dir) / "tables" / "crawl_summary.csv")
     if interrupted:

@@ -68,18 +68,22 @@ class SiteSpider(BarometreSpider):
             for url in m.start_urls:
                 url = normalise_url(url)
                 self.traps.allow(slug, url)
-                yield self.make_request(slug, url, kind="page", depth=0, priority=1000)
+                # dont_filter: after a kill, Scrapy's seen-set may hold a start URL that was never
+                # done; the gate skips the ones the store holds.
+                yield self.make_request(slug, url, kind="page", depth=0, priority=1000, dont_filter=True)
             if self.use_sitemaps:
                 origins = dict.fromkeys(f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in m.start_urls)
                 for origin in origins:
                     yield self.make_request(slug, f"{origin}/robots.txt", kind="sitemap", depth=0,
                                             priority=900, callback=self.parse_robots, always=True,
-                                            extra_meta={"dont_retry": True})
+                                            dont_filter=True, extra_meta={"dont_retry": True})
                     yield self.make_request(slug, f"{origin}/sitemap.xml", kind="sitemap", depth=0,
-                                            priority=900, callback=self.parse_sitemap, always=True)
+                                            priority=900, callback=self.parse_sitemap, always=True,
+                                            dont_filter=True)
                 for url in m.sitemaps:
                     yield self.make_request(slug, normalise_url(url), kind="sitemap", depth=0,
-                                            priority=900, callback=self.parse_sitemap, always=True)
+                                            priority=900, callback=self.parse_sitemap, always=True,
+                                            dont_filter=True)
         yield from self.relogged_requests()
 
     # -- sitemaps -------------------------------------------------------------------------
@@ -113,6 +117,7 @@ class SiteSpider(BarometreSpider):
         except Exception as exc:  # lxml raises several types on junk
             log.warning("unreadable sitemap %s: %s", response.url, exc)
             return
+        requests = []
         for entry in sitemap:
             loc = (entry.get("loc") or "").strip()
             if not loc:
@@ -122,12 +127,14 @@ class SiteSpider(BarometreSpider):
             except ValueError:
                 continue
             if sitemap.type == "sitemapindex":
-                yield self.make_request(m, url, kind="sitemap", depth=0, priority=900,
-                                        callback=self.parse_sitemap, always=True)
+                requests.append(self.make_request(m, url, kind="sitemap", depth=0, priority=900,
+                                                  callback=self.parse_sitemap, always=True))
             else:
                 request = self.link_request(m, url, "", "", depth=1, referer=response.url)
                 if request is not None:
-                    yield request
+                    requests.append(request)
+        self.log_links(m, response.meta["b_url"], requests)
+        yield from requests
 
     # -- pages ----------------------------------------------------------------------------
     def link_request(self, m: str, url: str, anchor: str, context_title: str, *, depth: int,

@@ -119,6 +119,7 @@ class Handler(BaseHTTPRequestHandler):
         srv = self.server
         entry = {"method": "GET", "path": self.path, "host": self.headers.get("Host", ""),
                  "headers": dict(self.headers.items()), "start": time.time()}
+        self._entry = entry
         with srv.lock:
             srv.inflight += 1
             srv.max_inflight = max(srv.max_inflight, srv.inflight)
@@ -130,9 +131,7 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             status = -1
         finally:
-            entry["end"] = time.time()
-            with srv.lock:
-                srv.inflight -= 1
+            self.done()
         entry["status"] = status
 
     # -- helpers ----------------------------------------------------------------------------
@@ -147,6 +146,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_header("ETag", etag)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                self.done()
                 return 304
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -157,8 +157,18 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
+        self.done()
         self.wfile.write(body)
         return status
+
+    def done(self) -> None:
+        """Mark the request answered (before the body goes out: the client may start its next
+        request as soon as it has read it, before this thread runs again)."""
+        entry = self._entry
+        if "end" not in entry:
+            entry["end"] = time.time()
+            with self.server.lock:
+                self.server.inflight -= 1
 
     def page(self, title: str, links: list[tuple[str, str]], extra: str = "") -> int:
         items = "".join(f'<li><a href="{href}">{text}</a></li>' for href, text in links)
@@ -254,6 +264,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Location", target)
             self.send_header("Content-Length", "0")
             self.end_headers()
+            self.done()
             return 302 if k == 1 else 301
         if path == "/download.php":
             return self.send(200, site.pdfs["/download.php"], "application/octet-stream",
@@ -285,9 +296,9 @@ def scdl_csv(base: str) -> bytes:
               "VOTE_ABSTENTION;DELIB_URL")
     rows = [header]
     for k in range(1, 4):
-        rows.append(f"Métropole de test;24420039000030;2024-00{k};2024-03-1{k};8.9;Autres domaines;"
+        rows.append(f"Métropole de test;10000000900009;2024-00{k};2024-03-1{k};8.9;Autres domaines;"
                     f"\"Inclusion numérique : convention n°{k}\";;;;;90;88;80;5;3;{base}/delib-files/2024-00{k}.pdf")
-    rows.append(f"Métropole de test;24420039000030;;2024-03-20;8.9;Autres domaines;Sans identifiant;;;;;"
+    rows.append(f"Métropole de test;10000000900009;;2024-03-20;8.9;Autres domaines;Sans identifiant;;;;;"
                 f"90;88;80;5;3;{base}/delib-files/2024-009.pdf")
     return ("\ufeff" + "\r\n".join(rows) + "\r\n").encode("utf-8")
 

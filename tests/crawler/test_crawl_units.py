@@ -1,0 +1,78 @@
+"""Unit tests of the crawler's pure functions: media sniffing, relevance, traps, Retry-After."""
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import datetime, timezone
+
+from crawler.focus import TrapGuard, link_score, looks_like_document, page_score, prepare_keywords
+from crawler.media import DOCX, ODT, PDF, detect_media_type, filename_from_disposition
+from crawler.middlewares import parse_retry_after
+from crawler.spiders import http_status_slug
+from mockserver import make_pdf
+
+
+def _zip(members: dict[str, bytes], first: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        if first:
+            z.writestr(zipfile.ZipInfo(first), members.pop(first), compress_type=zipfile.ZIP_STORED)
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_media_type_from_bytes_not_url():
+    pdf = make_pdf("x")
+    assert detect_media_type(pdf, "application/octet-stream", "", "http://h/download.php?id=12")[0] == PDF
+    # A lying header loses against the bytes.
+    assert detect_media_type(pdf, "text/html", "", "http://h/page.html")[0] == PDF
+    page = b"<!DOCTYPE html><html><head><title>t</title></head></html>"
+    media, charset, ext = detect_media_type(page, "application/pdf", "", "http://h/x.pdf")
+    assert (media, ext) == ("text/html", "html")
+
+
+def test_media_type_docx_odt_and_disposition():
+    docx = _zip({"[Content_Types].xml": b"<x/>", "word/document.xml": b"<w/>"})
+    assert detect_media_type(docx, "application/octet-stream")[0] == DOCX
+    odt = _zip({"mimetype": ODT.encode(), "content.xml": b"<x/>"}, first="mimetype")
+    assert detect_media_type(odt, "application/zip")[0] == ODT
+    assert filename_from_disposition('attachment; filename="rapport 2024.pdf"') == "rapport 2024.pdf"
+    assert detect_media_type(b"\x00\x01binary", "application/octet-stream",
+                             'attachment; filename="a.docx"', "http://h/get?id=1")[0] == DOCX
+
+
+def test_charset_from_header_or_meta():
+    body = '<html><head><meta charset="windows-1252"><title>é</title></head></html>'.encode("cp1252")
+    assert detect_media_type(body, "text/html")[1] == "windows-1252"
+    assert detect_media_type(body, "text/html; charset=ISO-8859-1")[1] == "iso-8859-1"
+
+
+def test_relevance_scores_follow_keywords():
+    kw = prepare_keywords(["numérique", "délibération", "conseil métropolitain"])
+    relevant = link_score("http://h/strategie-numerique.html", "Délibérations du conseil métropolitain", "", kw)
+    boring = link_score("http://h/plan-du-site.html", "Plan du site", "", kw)
+    assert relevant > boring == 0
+    assert page_score("http://h/x", "Schéma directeur du NUMERIQUE", "", "", kw) >= 2
+    assert looks_like_document("http://h/docs/a.PDF")
+    assert looks_like_document("http://h/download.php?id=12")
+    assert not looks_like_document("http://h/actualites/page.html")
+
+
+def test_trap_guard_caps_query_and_pattern_variants():
+    guard = TrapGuard(max_query_variants=3, max_pattern_urls=4)
+    allowed = [guard.allow("m", f"http://h/agenda?month=2024-{i:02d}") for i in range(1, 8)]
+    assert allowed == [True, True, True, False, False, False, False]
+    assert guard.allow("m", "http://h/agenda?month=2024-01")  # seen before: still fine
+    paths = [guard.allow("m", f"http://h/cal/2024/{i}/") for i in range(1, 8)]
+    assert paths.count(True) == 4
+    assert guard.allow("other", "http://h/agenda?month=2030-01")  # caps are per metropolis
+
+
+def test_retry_after_and_status_slugs():
+    assert parse_retry_after(b"3") == 3.0
+    now = datetime(2024, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert parse_retry_after("Mon, 01 Jan 2024 12:00:30 GMT", now=now) == 30.0
+    assert parse_retry_after("garbage") is None and parse_retry_after(None) is None
+    assert [http_status_slug(s) for s in (200, 304, 404, 410, 429, 403, 503)] == [
+        "ok", "not-modified", "http-404", "http-404", "http-429", "http-4xx", "http-5xx"]
