@@ -131,7 +131,8 @@ class TfidfSvdEmbedder:
                            random_state=self.seed)
         svd.fit(matrix)
         self._vectorizer = vectorizer
-        self._components = svd.components_.astype(np.float32)
+        # C order: safetensors writes the raw buffer and would scramble a Fortran array.
+        self._components = np.ascontiguousarray(svd.components_, dtype=np.float32)
         digest = hashlib.sha256()
         digest.update("\n".join(vectorizer.get_feature_names_out()).encode("utf-8"))
         digest.update(self._components.tobytes())
@@ -165,8 +166,8 @@ class TfidfSvdEmbedder:
         }
         (directory / "tfidf_svd.json").write_text(json.dumps(meta, ensure_ascii=False),
                                                   encoding="utf-8")
-        save_file({"idf": self._vectorizer.idf_.astype(np.float32),
-                   "components": self._components}, str(directory / "tfidf_svd.safetensors"))
+        save_file({"idf": np.ascontiguousarray(self._vectorizer.idf_, dtype=np.float32),
+                   "components": np.ascontiguousarray(self._components)}, str(directory / "tfidf_svd.safetensors"))
 
     @classmethod
     def load(cls, directory: Path) -> "TfidfSvdEmbedder":

