@@ -177,8 +177,8 @@ def _build_metropole(metro: DemoMetropole, docs: list[SourceDoc], metros: list[D
         if doc.published == "unpublished":
             continue  # a CSV row without a published file
         if doc.format == "html":
-            raw = write(path, _page(metro, metros, plain(doc.title), _doc_html(doc), path),
-                        doc.date)
+            raw = write(path, _page(metro, metros, plain(doc.title), _doc_html(doc), path,
+                                    doc.date), doc.date)
             site.pages.append(path)
         else:
             raw = write(path, render_pdf(doc, metro), doc.date)
@@ -267,7 +267,7 @@ def _e(text: str) -> str:
 
 
 def _page(metro: DemoMetropole | None, metros: list[DemoMetropole], title: str, body: str,
-          path: str) -> str:
+          path: str, published: date | None = None) -> str:
     """A full HTML page with the site chrome (menu, breadcrumb, footer) around ``body``."""
     site_name = metro.name if metro else "Métropoles fictives"
     # Pages of the strategy section carry the section name in <title> and breadcrumb, as
@@ -293,6 +293,7 @@ def _page(metro: DemoMetropole | None, metros: list[DemoMetropole], title: str, 
 <title>{_e(title)} — {section + " — " if section else ""}{_e(site_name)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="description" content="{_e(FICTIONAL_MARK)}">
+{f'<meta property="article:published_time" content="{published.isoformat()}">' if published else ""}
 <style>body{{font-family:sans-serif;max-width:60rem;margin:auto;padding:0 1rem;color:#222}}
 header{{border-bottom:3px solid #1e3c78}}nav ul{{list-style:none;padding:0}}
 nav li{{display:inline;margin-right:1rem}}.fictive{{background:#fff3c4;padding:.3rem .6rem}}
@@ -321,8 +322,7 @@ Mentions légales : site statique généré par barometre.</p>
 
 
 def _doc_html(doc: SourceDoc) -> str:
-    parts = [f'<p class="date">Publié le <time datetime="{doc.date.isoformat()}">'
-             f'{french_date(doc.date)}</time></p>']
+    parts = [f'<p class="date">Publié le {french_date(doc.date)}</p>']
     in_list = False
     for block in doc.blocks:
         if block.kind == "li" and not in_list:
