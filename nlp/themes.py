@@ -56,6 +56,7 @@ NEG_CUES = frozenset({"aucun", "aucune", "sans", "ni", "jamais", "nul", "nulle",
 NEG_ADVERBS = frozenset({"pas", "plus", "guère", "point"})
 NEG_PARTICLES = frozenset({"ne", "n'", "n’"})
 NEG_WINDOW = 4
+NEG_CLAUSE = frozenset({"aucun", "aucune", "pas", "jamais", "plus", "rien", "nul", "nulle", "guère"})
 
 
 # --------------------------------------------------------------------------------------
@@ -594,6 +595,8 @@ class ThemeAnnotator:
         strings = self.pipeline.vocab.strings
         found: dict[tuple[str, int, int], TermRule] = {}
         for matcher in (self._lower, self._norm, self._matcher):
+            if not len(matcher):
+                continue
             for key, start, end in matcher(doc):
                 rule = self._rules[strings[key]]
                 found[(rule.id, start, end)] = rule
@@ -616,10 +619,13 @@ class ThemeAnnotator:
 
 
 def _is_negated(doc: Doc, start: int, sent_start: int) -> bool:
-    """A negation cue in the few tokens before the match, inside its sentence.
+    """A negation cue governs the match, inside its sentence.
 
-    "aucun partenariat", "sans conseiller numérique", "pas de stratégie" (with a "ne/n'"
-    earlier: "il n'existe pas de stratégie"), "absence de schéma directeur".
+    Either a cue in the few tokens before the match ("aucun partenariat", "sans conseiller
+    numérique", "absence de schéma directeur", "pas de stratégie" with a "ne/n'" before:
+    "il n'existe pas de stratégie"), or the match sits in a negated clause whose negator came
+    earlier ("aucun partenariat n'a été conclu avec les opérateurs": "ne/n'" in the few
+    tokens before the match and "aucun/pas/jamais/plus/rien" earlier in the sentence).
     """
     lo = max(sent_start, start - NEG_WINDOW)
     for i in range(start - 1, lo - 1, -1):
@@ -632,7 +638,16 @@ def _is_negated(doc: Doc, start: int, sent_start: int) -> bool:
                     return True
         if doc[i].is_punct and low not in ("'", "’", "-"):
             return False
-    return False
+    particle = None
+    for i in range(start - 1, max(sent_start, start - 2 * NEG_WINDOW) - 1, -1):
+        if doc[i].is_punct and doc[i].lower_ not in ("'", "’", "-"):
+            break
+        if doc[i].lower_ in NEG_PARTICLES:
+            particle = i
+            break
+    if particle is None:
+        return False
+    return any(doc[j].lower_ in NEG_CLAUSE for j in range(sent_start, start) if j != particle)
 
 
 def split_long_text(text: str, limit: int) -> Iterator[tuple[int, str]]:
