@@ -104,7 +104,7 @@ def _loose(phrase: str) -> str:
     for c in phrase:
         if c == " ":
             out.append(r"\s*")
-        elif c == "e":
+        elif c in "eéèê":
             out.append(r"[eéèê]\s?")
         else:
             out.append(re.escape(c) + r"\s?")
@@ -148,7 +148,7 @@ PAGE_NUMBER_RE = re.compile(
 )
 _BULLET_START = re.compile(
     r"^(?:[•\-–—*►▪➢→o]\s|\(?\d{1,3}[.)°]\s|\(?[a-z][.)]\s|[IVX]{1,5}[.)\-–]\s|article\s+\d|art\.\s*\d"
-    r"|vu\s|consid[ée]rant\s|d[ée]cide\s|approuve\s|autorise\s)",
+    r"|(?-i:VU|CONSID[ÉE]RANT|D[ÉE]CIDE|APPROUVE|AUTORISE|PREND ACTE)\b)",
     re.I,
 )
 _SENTENCE_END = re.compile(r"[.:;!?»\"”)]$")
@@ -297,30 +297,38 @@ def _reading_order(lines: list[RawLine], width: float) -> list[_Line]:
     Engines that read row by row (pdfminer) put both columns of a bulletin on one line as two
     fragments split near the middle; a run of such lines is read left column first.
     """
-    out: list[_Line] = []
-    i = 0
-
     def two_col(ln: RawLine) -> bool:
         f = ln.fragments
         return (len(f) == 2 and width > 0 and f[0].x1 < 0.6 * width and f[1].x0 > 0.4 * width
                 and len(f[0].text) > 15 and len(f[1].text) > 15)
 
+    def as_line(f: Fragment | RawLine) -> _Line:
+        return _Line(f.text, f.x0, f.top, f.x1, f.bottom)
+
+    strict = [ln for ln in lines if two_col(ln)]
+    if len(strict) < 4:
+        return [as_line(ln) for ln in lines]
+    mid = statistics.median(ln.fragments[1].x0 for ln in strict) - 5
+
+    def columnar(ln: RawLine) -> bool:
+        return all(f.x1 <= mid or f.x0 >= mid for f in ln.fragments)
+
+    out: list[_Line] = []
+    i = 0
     while i < len(lines):
-        if two_col(lines[i]):
-            j = i
-            while j < len(lines) and (two_col(lines[j]) or len(lines[j].fragments) == 1):
-                j += 1
-            run = lines[i:j]
-            if sum(1 for ln in run if two_col(ln)) >= 4:
-                mid = statistics.median(ln.fragments[1].x0 for ln in run if two_col(ln))
-                left = [f for ln in run for f in ln.fragments if f.x1 <= mid]
-                right = [f for ln in run for f in ln.fragments if f.x1 > mid]
-                out.extend(_Line(f.text, f.x0, f.top, f.x1, f.bottom) for f in left + right)
-                i = j
-                continue
-        ln = lines[i]
-        out.append(_Line(ln.text, ln.x0, ln.top, ln.x1, ln.bottom))
-        i += 1
+        j = i
+        while j < len(lines) and columnar(lines[j]):
+            j += 1
+        run = lines[i:j]
+        if sum(1 for ln in run if two_col(ln)) >= 2:
+            frags = [f for ln in run for f in ln.fragments]
+            out.extend(as_line(f) for f in frags if f.x1 <= mid)
+            out.extend(as_line(f) for f in frags if f.x0 >= mid)
+        else:
+            out.extend(as_line(ln) for ln in run)
+        if j < len(lines):
+            out.append(as_line(lines[j]))
+        i = j + 1
     return out
 
 
@@ -375,13 +383,21 @@ def _paragraphs(lines: list[_Line], vocabulary: set[str]) -> list[str]:
     """Rebuild paragraphs from lines using geometry and punctuation."""
     if not lines:
         return []
-    heights = [ln.height for ln in lines]
-    h_med = statistics.median(heights)
-    gaps = [b.top - a.bottom for a, b in zip(lines, lines[1:]) if 0 <= b.top - a.bottom < 3 * h_med]
-    gap_med = statistics.median(gaps) if gaps else 0.3 * h_med
-    right = sorted(ln.x1 for ln in lines)[int(0.9 * (len(lines) - 1))]
+    heights = sorted(ln.height for ln in lines)
+    h_med = heights[len(heights) // 2]
+    gaps = sorted(b.top - a.bottom for a, b in zip(lines, lines[1:]) if 0 <= b.top - a.bottom < 3 * h_med)
+    # The lower quartile: most gaps are between lines of one paragraph, and with few lines
+    # the median would be a paragraph gap.
+    gap_med = gaps[len(gaps) // 4] if gaps else 0.3 * h_med
     left = sorted(ln.x0 for ln in lines)[int(0.1 * (len(lines) - 1))]
     has_geometry = any(ln.x1 > 0 for ln in lines)
+
+    def right_edge(ln: _Line) -> float:
+        # The right margin of the column this line belongs to (lines starting near it).
+        same = sorted(o.x1 for o in lines if abs(o.x0 - ln.x0) <= 3 * h_med)
+        if len(same) < 5:
+            return max(same)
+        return same[int(0.9 * (len(same) - 1))]
 
     paragraphs: list[str] = []
     current = lines[0].text
@@ -393,7 +409,7 @@ def _paragraphs(lines: list[_Line], vocabulary: set[str]) -> list[str]:
             brk = bool(_BULLET_START.match(text))
             if has_geometry and not brk:
                 gap = ln.top - prev.bottom
-                short_prev = prev.x1 < right - 3 * h_med
+                short_prev = prev.x1 < right_edge(prev) - 3 * h_med
                 brk = (
                     gap > gap_med + 0.7 * h_med          # a blank line between blocks
                     or gap < -2 * h_med                  # jumped back up: a new column or block
@@ -427,27 +443,37 @@ def clean_pages(pages: list[RawPage]) -> list[CleanPage]:
         flat = _reading_order(prose, page.width)
         staged.append((page, flat, [*page.tables, *tables], removed))
 
-    # Running headers/footers: first/last lines of a page whose digit-blind form recurs on at
-    # least half the pages (two pages at least).
+    # Running headers/footers: edge lines whose digit-blind text recurs at the same height
+    # (within 8 pt) on at least half the pages (two pages at least). The height condition keeps
+    # a body sentence that happens to recur ("Vote favorable à l'unanimité") in the body.
     n_text_pages = sum(1 for _, flat, _, _ in staged if flat)
-    repeated: set[str] = set()
-    if n_text_pages >= 2:
-        seen: Counter = Counter()
-        for page, flat, _, _ in staged:
-            seen.update({_noise_key(ln.text) for ln in _edge_lines(flat, page.height)})
-        threshold = max(2, (n_text_pages + 1) // 2)
-        repeated = {k for k, c in seen.items() if c >= threshold and len(k) >= 3}
+    threshold = max(2, (n_text_pages + 1) // 2)
+    positions: dict[str, list[tuple[int, float]]] = {}
+    edge_sets = []
+    for k, (page, flat, _, _) in enumerate(staged):
+        edges = _edge_lines(flat, page.height)
+        edge_sets.append({id(ln) for ln in edges})
+        for ln in edges:
+            positions.setdefault(_noise_key(ln.text), []).append((k, ln.top))
+
+    def repeated(ln: _Line) -> bool:
+        if n_text_pages < 2:
+            return False
+        key = _noise_key(ln.text)
+        if len(key) < 3:
+            return False
+        pages_near = {k for k, top in positions.get(key, ()) if abs(top - ln.top) <= 8}
+        return len(pages_near) >= threshold
 
     vocabulary = {
         w.lower()
         for _, flat, _, _ in staged for ln in flat for w in re.findall(r"\w+(?:-\w+)*", ln.text)
     }
     out = []
-    for page, flat, tables, removed in staged:
-        edges = {id(ln) for ln in _edge_lines(flat, page.height)}
+    for (page, flat, tables, removed), edges in zip(staged, edge_sets):
         body = []
         for ln in flat:
-            if id(ln) in edges and (_noise_key(ln.text) in repeated or PAGE_NUMBER_RE.match(ln.text)):
+            if id(ln) in edges and (PAGE_NUMBER_RE.match(ln.text) or repeated(ln)):
                 removed["header_footer"] += 1
                 continue
             body.append(ln)

@@ -195,7 +195,32 @@ class PdfiumEngine:
 
 def _utf16_len(s: str) -> int:
     # PDFium indexes characters in UTF-16 code units: a character outside the BMP counts twice.
-    return len(s) + sum(1 for c in s if ord(c) > 0xFFFF)
+    return len(s) if s.isascii() else len(s.encode("utf-16-le")) // 2
+
+
+class _Boxes:
+    """Loose character boxes through PDFium's C API with one reused rectangle (the Python
+    helper allocates four doubles per call, which dominated the cost)."""
+
+    def __init__(self, textpage, page_h: float) -> None:
+        import pypdfium2.raw as pdfium_c
+
+        self._fn = pdfium_c.FPDFText_GetLooseCharBox
+        self._gen = pdfium_c.FPDFText_IsGenerated
+        self._raw = textpage.raw
+        self._rect = pdfium_c.FS_RECTF()
+        self.page_h = page_h
+
+    def generated(self, index: int) -> bool:
+        """Whether PDFium inserted this character (a space standing for a gap)."""
+        return self._gen(self._raw, index) == 1
+
+    def __call__(self, index: int) -> tuple[float, float, float, float]:
+        """(x0, top, x1, bottom) of a character, top-left origin."""
+        r = self._rect
+        if not self._fn(self._raw, index, r):
+            return (0.0, 0.0, 0.0, 0.0)
+        return (r.left, self.page_h - r.top, r.right, self.page_h - r.bottom)
 
 
 def _pdfium_page(textpage, number: int, width: float, height: float) -> RawPage:
@@ -205,64 +230,86 @@ def _pdfium_page(textpage, number: int, width: float, height: float) -> RawPage:
         return page
     text = textpage.get_text_range(0, n_chars)
     page.chars = sum(1 for c in text if not c.isspace())
-    pos = 0
-    for line in re.split(r"\r\n|\r|\n", text):
+    boxes = _Boxes(textpage, height)
+    pending: list[tuple[Fragment, int, float]] = []
+    pos = 0  # UTF-16 index of the current piece
+    # PDFium joins a hyphenated line end to the next line itself, the hyphen becoming U+FFFE:
+    # cut there again, so that every visual line keeps its geometry and cleaning decides.
+    for m in _PDFIUM_LINE.finditer(text):
+        body, sep = m.group(1), m.group(2)
         start = pos
-        pos += _utf16_len(line) + (2 if pos + _utf16_len(line) < n_chars else 0)
-        stripped = line.strip()
+        pos += _utf16_len(body) + _utf16_len(sep)
+        if sep == "\ufffe":
+            body += "-"
+        stripped = body.strip()
         if not stripped:
             continue
-        lead = _utf16_len(line[: len(line) - len(line.lstrip())])
+        lead = _utf16_len(body[: len(body) - len(body.lstrip())])
         first = start + lead
         last = first + _utf16_len(stripped) - 1
-        try:
-            l0, b0, r0, t0 = textpage.get_charbox(first, loose=True)
-            l1, b1, r1, t1 = textpage.get_charbox(last, loose=True)
-        except Exception:  # a box PDFium cannot give: keep the text, without geometry
-            l0 = b0 = r0 = t0 = l1 = b1 = r1 = t1 = 0.0
-        top, bottom = height - max(t0, t1), height - min(b0, b1)
+        a, b = boxes(first), boxes(last)
+        top, bottom = min(a[1], b[1]), max(a[3], b[3])
         h = max(bottom - top, 1.0)
-        frag = Fragment(stripped, min(l0, l1), top, max(r0, r1), bottom)
-        # Only a line wider than its characters could fill may hide a wide gap: look for it
-        # with a few more character boxes; prose lines cost two boxes only.
-        expected = len(stripped) * 0.6 * h
-        if " " in stripped and frag.x1 - frag.x0 > expected + GAP_EM * h:
-            page.lines.append(RawLine(_split_wide_gaps(textpage, stripped, first, height, h)))
-        else:
+        frag = Fragment(stripped, min(a[0], b[0]), top, max(a[2], b[2]), bottom)
+        pending.append((frag, first, h))
+    # Only a line wider than its characters would fill may hide a wide gap: compare each
+    # line's width per character with the page's typical one, and look for the gap with more
+    # character boxes only in lines clearly wider than that.
+    ratios = sorted((f.x1 - f.x0) / (len(f.text) * h) for f, _, h in pending if len(f.text) >= 20)
+    typical = ratios[len(ratios) // 2] if ratios else 0.5
+    for frag, first, h in pending:
+        if " " not in frag.text:
             page.lines.append(RawLine([frag]))
+            continue
+        # Spaces PDFium generated (between two text objects: columns, cells) are always
+        # checked; typed spaces only in lines wider than their characters would fill.
+        wide = frag.x1 - frag.x0 > len(frag.text) * typical * h * 1.1 + GAP_EM * h
+        page.lines.append(RawLine(_split_wide_gaps(boxes, frag.text, first, h, all_spaces=wide)))
     return page
 
 
-def _split_wide_gaps(textpage, text: str, first: int, page_h: float, h: float) -> list[Fragment]:
-    """Cut a line at the spaces where the ink leaves a gap wider than ``GAP_EM`` heights."""
+_PDFIUM_LINE = re.compile(r"([^\r\n\ufffe]*)(\ufffe|\r\n|\r|\n|$)")
+
+
+def _split_wide_gaps(boxes: _Boxes, text: str, first: int, h: float, all_spaces: bool) -> list[Fragment]:
+    """Cut a line at the spaces where the ink leaves a gap wider than ``GAP_EM`` heights.
+
+    Only generated spaces and runs of spaces are measured unless ``all_spaces``.
+    """
+    if text.isascii() or _utf16_len(text) == len(text):
+        def index(i: int) -> int:
+            return first + i
+    else:
+        offsets, off = [], 0
+        for c in text:
+            offsets.append(off)
+            off += 2 if ord(c) > 0xFFFF else 1
+
+        def index(i: int) -> int:
+            return first + offsets[i]
+
+    def piece(i: int, j: int) -> Fragment:
+        a, b = boxes(index(i)), boxes(index(j))
+        return Fragment(text[i : j + 1].strip(), min(a[0], b[0]), min(a[1], b[1]),
+                        max(a[2], b[2]), max(a[3], b[3]))
+
     pieces: list[Fragment] = []
     cursor = 0  # index in ``text`` where the current fragment starts
-    offsets = []  # UTF-16 offset of every character of ``text`` from ``first``
-    off = 0
-    for c in text:
-        offsets.append(off)
-        off += 2 if ord(c) > 0xFFFF else 1
-
-    def box(i: int) -> tuple[float, float, float, float]:
-        return textpage.get_charbox(first + offsets[i], loose=True)
-
-    for m in re.finditer(r" +", text):
+    limit = GAP_EM * h
+    for m in _SPACES.finditer(text):
         a, b = m.start() - 1, m.end()
         if a < 0 or b >= len(text):
             continue
-        la, ba, ra, ta = box(a)
-        lb, bb, rb, tb = box(b)
-        if lb - ra > GAP_EM * h:
-            pieces.append(_fragment(textpage, text, cursor, a, first, offsets, page_h))
+        if not all_spaces and b - a == 2 and not boxes.generated(index(a + 1)):
+            continue
+        if boxes(index(b))[0] - boxes(index(a))[2] > limit:
+            pieces.append(piece(cursor, a))
             cursor = b
-    pieces.append(_fragment(textpage, text, cursor, len(text) - 1, first, offsets, page_h))
+    pieces.append(piece(cursor, len(text) - 1))
     return pieces
 
 
-def _fragment(textpage, text: str, i: int, j: int, first: int, offsets: list[int], page_h: float) -> Fragment:
-    l0, b0, r0, t0 = textpage.get_charbox(first + offsets[i], loose=True)
-    l1, b1, r1, t1 = textpage.get_charbox(first + offsets[j], loose=True)
-    return Fragment(text[i : j + 1].strip(), min(l0, l1), page_h - max(t0, t1), max(r0, r1), page_h - min(b0, b1))
+_SPACES = re.compile(r" +")
 
 
 # --- pdfplumber -----------------------------------------------------------------------------
