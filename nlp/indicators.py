@@ -521,6 +521,9 @@ def compute_indicators(documents: pd.DataFrame, hits: pd.DataFrame,
     docs, warnings = _prepare_documents(documents, settings)
     metropoles = sorted(set(documents["metropole"].astype(str))
                         | set(settings.metropoles or ()))
+    if not metropoles:
+        raise BarometreError("indicators: the documents table is empty (no metropolis): run "
+                             "`barometre extract` and `barometre annotate` first")
     h, w2 = _hit_rows(hits, docs, themes)
     warnings += w2
     for w in warnings:

@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from nlp.schema import BARRIER_THEMES, THEMES
 
@@ -141,7 +142,10 @@ def heatmap(matrix: pd.DataFrame, title: str, colorbar: str,
                 mark = "*" if marks is not None and bool(marks.iat[i, j]) else ""
                 light = (abs(v) > 0.6 * max(abs(hi), abs(lo))) if diverging else \
                     (v < lo + 0.5 * (hi - lo))
-                ax.text(j, i, fmt.format(v) + mark, ha="center", va="center", fontsize=7,
+                text = fmt.format(v)
+                if text.startswith("-") and not text.strip("-0.,"):
+                    text = text[1:]  # "-0" from a tiny negative value
+                ax.text(j, i, text + mark, ha="center", va="center", fontsize=7,
                         color="white" if light else "black")
     fig.colorbar(im, ax=ax, label=colorbar, shrink=0.8)
     ax.set_title(title)
@@ -189,7 +193,8 @@ def ranking(table: pd.DataFrame, value: str, title: str, xlabel: str,
     y = np.arange(len(t))
     lo = (t[value] - t[ci[0]]).clip(lower=0).fillna(0)
     hi = (t[ci[1]] - t[value]).clip(lower=0).fillna(0)
-    ax.errorbar(t[value], y, xerr=[lo, hi], fmt="o", color="#4c72b0", ecolor="#8da0cb",
+    ax.errorbar(t[value].to_numpy(float), y, xerr=[lo.to_numpy(float), hi.to_numpy(float)],
+                fmt="o", color="#4c72b0", ecolor="#8da0cb",
                 capsize=3)
     labels = []
     for _, r in t.iterrows():
@@ -226,8 +231,8 @@ def barriers(subthemes: pd.DataFrame, names: Mapping[str, str] | None = None) ->
         return _empty("Aucun frein mesuré")
     s = s.assign(col=s["theme"].map(SHORT_THEME) + " : " + s["subtheme"].astype(str))
     piv = s.pivot_table(index="metropole", columns="col", values="value", aggfunc="first")
-    return heatmap(piv, "Freins par sous-thème", MEASURE_LABELS["hits_per_10k_words"], names,
-                   fmt="{:.2f}")
+    return heatmap(piv, "Freins par sous-thème (occurrences pour 10 000 mots)",
+                   "pour 10 000 mots", names, fmt="{:.2f}")
 
 
 def keyness_heatmap(keyness: pd.DataFrame, names: Mapping[str, str] | None = None) -> Figure:
@@ -277,6 +282,7 @@ def evolution(by_year: pd.DataFrame, measure: str = "hits_per_10k_words",
             ax.plot(s["year"].astype(int), s["value"], marker=".", lw=1,
                     color=cmap(i % 20), label=_name(m, names))
         ax.set_title(SHORT_THEME[theme], fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         ax.tick_params(labelsize=7)
     handles, labels = fig.axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(6, len(metros)),

@@ -306,13 +306,22 @@ def _flatten(d: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _run_info_tables(run_info: dict[str, Any]) -> list[dict[str, Any]]:
-    titles = {"settings": "Paramètres", "versions": "Versions des logiciels",
-              "lexicons": "Versions des lexiques", "lexicon_versions": "Versions des lexiques",
-              "corpus": "Instantané du corpus", "corpus_snapshot": "Instantané du corpus",
-              "timings": "Durées (s)", "stages": "Étapes"}
-    out = []
-    for key, value in run_info.items():
-        rows = [[k, v] for k, v in _flatten(value)][:400]
+    """One key/value table per top-level entry of run_info.json (scalars grouped first)."""
+    titles = {"corpus": "Instantané du corpus", "corpus_snapshot": "Instantané du corpus",
+              "lexicons": "Lexiques (versions)", "lexicon_versions": "Lexiques (versions)",
+              "models": "Modèles", "settings": "Paramètres", "indicateurs":
+              "Paramètres des indicateurs", "versions": "Versions des logiciels",
+              "timings": "Durées par étape (s)", "stages": "Résumés des étapes"}
+    order = list(titles)
+    scalars = [[k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False,
+                                                           default=str)]
+               for k, v in run_info.items() if not isinstance(v, (dict, list))]
+    out = [{"title": "Général", "table": _table(["Clé", "Valeur"], scalars, left=2)}] \
+        if scalars else []
+    nested = [k for k, v in run_info.items() if isinstance(v, (dict, list))]
+    nested.sort(key=lambda k: order.index(k) if k in order else len(order))
+    for key in nested:
+        rows = [[k, v] for k, v in _flatten(run_info[key])][:400]
         out.append({"title": titles.get(key, key),
                     "table": _table(["Clé", "Valeur"], rows, left=2)})
     return out

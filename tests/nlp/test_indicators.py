@@ -339,3 +339,17 @@ def test_write_indicators(corpus, tmp_path):
 ])
 def test_normalise_name(name, expected):
     assert normalise_name(name) == expected
+
+
+def test_edge_cases_no_text_and_no_documents(corpus):
+    from nlp.errors import BarometreError
+
+    docs, hits = corpus
+    failed = docs.assign(n_words=0, extraction_status="pdf-encrypted")
+    res = compute_indicators(failed, hits.iloc[:0], IndicatorSettings(draws=20))
+    assert len(res.tidy[res.tidy.level == "all"].groupby(["metropole", "theme"])) == \
+        3 * len(THEMES)
+    assert res.maturity.maturity_index.isna().all()
+    assert any("without words" in w for w in res.warnings)
+    with pytest.raises(BarometreError, match="empty"):
+        compute_indicators(docs.iloc[:0], hits.iloc[:0])

@@ -138,7 +138,7 @@ def test_report_escapes_crawled_text(report):
 
 def test_report_shows_run_info_topics_join_and_ties(report):
     html = report.read_text(encoding="utf-8")
-    assert "Versions des lexiques" in html and "inclusion" in html
+    assert "Lexiques (versions)" in html and "Instantané du corpus" in html
     assert "données, plateforme" in html
     assert "Paris" in html  # unmatched barometer row reported
     assert "rho de Spearman" in html
