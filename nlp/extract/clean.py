@@ -60,10 +60,10 @@ def normalize_text(text: str) -> str:
             for c in text
         )
         text = text.translate(_DROP).translate(_SPACES)
-        text = _BULLET_CHARS.sub("•", text)
         text = unicodedata.normalize("NFC", text)
     else:
         text = text.replace("\t", " ")
+    text = _BULLET_CHARS.sub("•", text)
     return re.sub(r" {2,}", " ", text).strip()
 
 

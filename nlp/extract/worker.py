@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from nlp.extract.clean import CLEANING_VERSION
+from nlp.extract import clean
 from nlp.extract.core import ExtractSettings, extract_file, planned_key
 from nlp.schema import Extraction
 from nlp.store import CorpusStore
@@ -135,7 +135,7 @@ def _hints(store: CorpusStore, doc_id: str, media_type: str) -> dict[str, Any]:
 
 def _failure(status: str, message: str, key: tuple[str, str], seconds: float) -> Extraction:
     return Extraction(status=status, engine=key[0], engine_version=key[1],
-                      cleaning_version=CLEANING_VERSION, error=message, seconds=round(seconds, 3))
+                      cleaning_version=clean.CLEANING_VERSION, error=message, seconds=round(seconds, 3))
 
 
 def run_extract(
@@ -162,7 +162,7 @@ def run_extract(
             counts["error"] += 1
             continue
         _, key = planned_key(path, settings, hints)
-        row = store.get_extraction_row(doc.id, key[0], key[1], CLEANING_VERSION)
+        row = store.get_extraction_row(doc.id, key[0], key[1], clean.CLEANING_VERSION)
         if row and not settings.force and not (row["status"] == "no-text-layer" and ocr_on):
             counts["unchanged"] += 1
             continue
