@@ -4,6 +4,9 @@ Stage: crawl. Two records (DESIGN.md §3):
 
 - :class:`DocumentItem`: bytes worth keeping plus their provenance → one ``documents`` row
   (by content hash), one ``sources`` row, one ``fetches`` row per URL that led to it;
+- :class:`SourceItem`: one more provenance row for a document already stored in this crawl
+  (a DELIB_URL the site spider had already downloaded: the SCDL row is attached to it
+  without downloading it again) → one ``sources`` row;
 - :class:`FetchRecord`: the outcome of a URL that stored nothing (a page only followed, a 404,
   a file too large, a 304 ...) → one ``fetches`` row per URL.
 """
@@ -66,3 +69,22 @@ class DocumentItem:
     depth: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SourceItem:
+    """A ``sources`` row for a document the store already holds."""
+
+    document_id: str
+    metropole: str
+    url: str
+    http_status: int | None
+    fetched_at: str
+    referer: str | None = None
+    anchor_text: str | None = None
+    page_title: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    origin: str = "crawl"
+    metadata: dict[str, Any] = field(default_factory=dict)

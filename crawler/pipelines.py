@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from crawler.items import DocumentItem, FetchRecord
+from crawler.items import DocumentItem, FetchRecord, SourceItem
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,15 @@ class StorePipeline:
         store = spider.store
         if isinstance(item, DocumentItem):
             self._store_document(store, item)
+        elif isinstance(item, SourceItem):
+            store.add_source(
+                item.document_id, item.metropole, item.url, referer=item.referer,
+                anchor_text=item.anchor_text, page_title=item.page_title,
+                http_status=item.http_status, etag=item.etag, last_modified=item.last_modified,
+                headers=item.headers or None, fetched_at=item.fetched_at, origin=item.origin,
+                metadata=item.metadata,
+            )
+            self.stats.inc_value("barometre/sources_attached")
         elif isinstance(item, FetchRecord):
             with store.transaction():
                 for url in dict.fromkeys([item.url, *item.aliases]):

@@ -272,7 +272,7 @@ def crawl_in_process(args: dict[str, Any]) -> int:
     from scrapy.utils.reactor import install_reactor
     from twisted.internet import defer
 
-    from crawler.spiders import reset_jobdir
+    from crawler.spiders import crawl_start_time, reset_jobdir
     from crawler.spiders.deliberations import DeliberationsSpider
     from crawler.spiders.site import SiteSpider
 
@@ -288,6 +288,18 @@ def crawl_in_process(args: dict[str, Any]) -> int:
     corpus_dir = Path(args["corpus_dir"])
     settings.set("BAROMETRE_CORPUS_DIR", str(corpus_dir), priority="cmdline")
     settings.set("BAROMETRE_RESUME", bool(args.get("resume")), priority="cmdline")
+    # When this crawl began: kept across resumes; what the store recorded since is done.
+    marker = corpus_dir / ".crawl" / "crawl.json"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    if args.get("resume") and marker.exists():
+        started = json.loads(marker.read_text(encoding="utf-8"))["started_at"]
+    else:
+        from nlp.store import CorpusStore
+
+        with CorpusStore(corpus_dir) as store:
+            started = crawl_start_time(store)
+        marker.write_text(json.dumps({"started_at": started}), encoding="utf-8")
+    settings.set("BAROMETRE_CRAWL_STARTED", started, priority="cmdline")
     classes = {"site": SiteSpider, "deliberations": DeliberationsSpider}
     plan = []
     for name in args.get("spiders") or SPIDERS:

@@ -11,8 +11,9 @@ decide), ``b_depth``, ``b_ref`` referer, ``b_anchor`` anchor text, ``b_ctx`` tit
 the link was found on, ``b_meta`` extra metadata for the source row (SCDL fields).
 
 Resume (``resume=True``): the JOBDIR (``corpus/.crawl/jobs/<spider>``) keeps Scrapy's queue
-and seen-set; it also holds ``crawl.json`` (when the crawl began) and ``links.jsonl`` (the
-links every parsed page yielded). Requests that were in flight when the process died are lost
+and seen-set, and ``links.jsonl`` (the links every parsed page yielded); ``corpus/.crawl/
+crawl.json`` says when the crawl began (setting ``BAROMETRE_CRAWL_STARTED``): a ``fetches``
+row recorded since then with a final status is done and never fetched again in this crawl. Requests that were in flight when the process died are lost
 from Scrapy's queue (scrapy#4106) but not from ``links.jsonl``: the resumed spider re-yields
 every logged link whose outcome the store does not hold since the crawl began.
 """
@@ -25,6 +26,9 @@ import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+import time
+from datetime import datetime, timezone
 
 import scrapy
 from scrapy.exceptions import IgnoreRequest, NotConfigured
@@ -105,6 +109,23 @@ def kept_headers(response: Response, charset: str | None) -> dict[str, str]:
     return out
 
 
+def crawl_start_time(store: CorpusStore) -> str:
+    """Now, at the store's precision (the second), strictly after every fetch the store holds:
+    if a previous crawl recorded a fetch in this very second, wait for the next one, so that
+    "fetched since the crawl began" never includes an older crawl's fetch."""
+    while True:
+        now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        latest = store.conn.execute("SELECT MAX(fetched_at) FROM fetches").fetchone()[0]
+        if latest is None or latest < now:
+            return now
+        time.sleep(0.2)
+
+
+def done_fetch(fetch: dict[str, Any] | None, since: str) -> bool:
+    """Is this ``fetches`` row a final outcome recorded at or after ``since``?"""
+    return bool(fetch and fetch["status"] in DONE_STATUSES and fetch["fetched_at"] >= since)
+
+
 class BarometreSpider(scrapy.Spider):
     """Base class: registry entries, store, budgets, resume (see module docstring).
 
@@ -161,17 +182,9 @@ class BarometreSpider(scrapy.Spider):
         return spider
 
     def _setup_job(self) -> None:
-        """Record when this crawl began (kept across resumes) and restore budgets."""
-        if self.jobdir is None:
-            self.done_since = utcnow() if self.resume else None
-            return
-        self.jobdir.mkdir(parents=True, exist_ok=True)
-        marker = self.jobdir / "crawl.json"
-        if self.resume and marker.exists():
-            self.done_since = json.loads(marker.read_text())["started_at"]
-        else:
-            self.done_since = utcnow()
-            marker.write_text(json.dumps({"started_at": self.done_since}))
+        """Know when this crawl began (kept across resumes), restore budgets, open links.jsonl."""
+        started = self.settings.get("BAROMETRE_CRAWL_STARTED") if hasattr(self, "settings") else None
+        self.done_since = started or crawl_start_time(self.store)
         if self.resume:
             # Budgets already spent by the interrupted run.
             for f in self.store.fetches(list(self.metros)):
@@ -179,7 +192,9 @@ class BarometreSpider(scrapy.Spider):
                     if f["kind"] == "page":
                         self.pages_fetched[f["metropole"]] += 1
                     self.bytes_fetched[f["metropole"]] += f["bytes"] or 0
-        self._links_log = open(self.jobdir / "links.jsonl", "a", encoding="utf-8")
+        if self.jobdir is not None:
+            self.jobdir.mkdir(parents=True, exist_ok=True)
+            self._links_log = open(self.jobdir / "links.jsonl", "a", encoding="utf-8")
 
     def _on_closed(self, spider: Any, reason: str) -> None:
         if self._links_log:
@@ -188,11 +203,13 @@ class BarometreSpider(scrapy.Spider):
 
     # -- bookkeeping used by the middlewares ------------------------------------------------
     def is_done(self, metropole: str, url: str) -> bool:
-        """In a resumed crawl: does the store hold this URL's final outcome for this crawl?"""
-        if not self.resume or self.done_since is None:
+        """Does the store hold this URL's final outcome, recorded since this crawl began?
+
+        The store, not Scrapy's seen-set, says what is done: it survives a kill, and it also
+        catches a URL reached twice in one crawl (a start URL linked back from its pages)."""
+        if self.done_since is None:
             return False
-        f = self.store.get_fetch(metropole, url)
-        return bool(f and f["status"] in DONE_STATUSES and f["fetched_at"] >= self.done_since)
+        return done_fetch(self.store.get_fetch(metropole, url), self.done_since)
 
     def budget_spent(self, metropole: str, kind: str) -> bool:
         m = self.metros.get(metropole)

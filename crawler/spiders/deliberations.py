@@ -21,10 +21,10 @@ from typing import Any, Iterator
 
 from scrapy.http import Request, Response
 
-from crawler.items import FetchRecord
+from crawler.items import FetchRecord, SourceItem
 from crawler.registry import normalise_url
 from crawler.scdl import parse_dataset
-from crawler.spiders import BarometreSpider, http_status_slug
+from crawler.spiders import BarometreSpider, done_fetch, http_status_slug
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,25 @@ class DeliberationsSpider(BarometreSpider):
             if url in seen:
                 continue  # a second row for the same file (duplicate id): first row's metadata kept
             seen.add(url)
+            metadata = result.to_metadata(row)
+            fetch = self.store.get_fetch(m, url)
+            if done_fetch(fetch, self.done_since) and fetch.get("document_id"):
+                # Already downloaded in this crawl (linked from the site, or before a kill):
+                # attach the row to the stored document instead of fetching it again.
+                stored = next((s for s in self.store.sources(document_id=fetch["document_id"])
+                               if s["metropole"] == m), {})
+                requests.append(SourceItem(
+                    fetch["document_id"], m, stored.get("url") or url, fetch.get("http_status"),
+                    fetched_at=fetch["fetched_at"], referer=response.url,
+                    anchor_text=(row.objet or "")[:500] or None, headers=stored.get("headers") or {},
+                    etag=fetch.get("etag"), last_modified=fetch.get("last_modified"),
+                    origin=self.origin, metadata=metadata,
+                ))
+                continue
             requests.append(self.make_request(
                 m, url, kind="document", depth=1, referer=response.url,
                 anchor=(row.objet or "")[:500] or None, priority=50,
-                extra_meta={"b_meta": result.to_metadata(row)},
+                extra_meta={"b_meta": metadata},
                 # Resumed: Scrapy's seen-set holds the rows queued before the kill, some of
                 # them lost in flight (scrapy#4106); the gate skips those the store holds.
                 dont_filter=self.resume,
