@@ -1,4 +1,4 @@
-"""Demo corpus: render a source document as a deliberation-like PDF (fpdf2, core fonts).
+"""Demo corpus: render a source document as a deliberation-like PDF (fpdf2).
 
 Stage: none (demo data). Input: a :class:`~nlp.demo.content.SourceDoc` and its
 :class:`~nlp.demo.content.DemoMetropole`. Output: PDF bytes, deterministic (fixed creation
@@ -81,8 +81,10 @@ def _french_spacing(text: str) -> str:
 class DemoPDF(FPDF):
     """FPDF with the metropolis letterhead, running header and footer."""
 
-    def __init__(self, metro: DemoMetropole, running_title: str):
+    def __init__(self, metro: DemoMetropole, running_title: str,
+                 stamp: list[str] | None = None):
         super().__init__(orientation="P", unit="mm", format="A4")
+        self.stamp = stamp or []
         self.core_fonts_encoding = "windows-1252"
         self.metro = metro
         self.running_title = running_title
@@ -116,7 +118,19 @@ class DemoPDF(FPDF):
         y = self.get_y() + 2
         self.line(self.l_margin, y, self.w - self.r_margin, y)
         self.set_line_width(0.2)
+        if self.stamp:
+            self._stamp()
         self.set_y(y + 6)
+
+    def _stamp(self) -> None:
+        # The prefecture's acknowledgement box that @ctes-transmitted acts carry, top right.
+        x, y, w = self.w - self.r_margin - 58, 17, 58
+        self.set_draw_color(60, 60, 60)
+        self.rect(x, y, w, 3.4 * len(self.stamp) + 1.6)
+        self.set_font("Helvetica", "", 6.8)
+        for i, line in enumerate(self.stamp):
+            self.set_xy(x + 1, y + 0.8 + 3.4 * i)
+            self.cell(w - 2, 3.4, to_cp1252(line))
 
     def footer(self) -> None:
         self.set_y(-14)
@@ -195,6 +209,11 @@ class DemoPDF(FPDF):
         self.paragraph(text, size=12.5 if level == 1 else 11, style="B", space_after=1.5)
 
 
+def transmission_date(doc: SourceDoc) -> date:
+    """Date the act was sent to the prefecture (``pref_delay`` days after the séance)."""
+    return doc.date + timedelta(days=int(doc.meta.get("pref_delay", "6")))
+
+
 def render_pdf(doc: SourceDoc, metro: DemoMetropole) -> bytes:
     """Render ``doc`` as PDF bytes; the same inputs always give the same bytes."""
     label = {"deliberation": "Délibération", "proces_verbal": "Procès-verbal",
@@ -204,7 +223,14 @@ def render_pdf(doc: SourceDoc, metro: DemoMetropole) -> bytes:
                   f"Délibération n° {doc.meta['number']}"
     else:
         running = f"{label} — {doc.meta.get('short', doc.title)}"
-    pdf = DemoPDF(metro, running)
+    stamp = None
+    if doc.doc_type == "deliberation":
+        sent = transmission_date(doc)
+        stamp = ["Accusé de réception en préfecture",
+                 f"099-{metro.siren}-{sent:%Y%m%d}-{doc.meta['number'].replace('-', '_')}-DE",
+                 f"Date de télétransmission : {sent:%d/%m/%Y}",
+                 f"Date de réception préfecture : {sent:%d/%m/%Y}"]
+    pdf = DemoPDF(metro, running, stamp)
     pdf.set_title(to_cp1252(doc.title))
     pdf.set_author(to_cp1252(metro.name))
     pdf.set_creator("barometre demo corpus")
@@ -278,7 +304,7 @@ def _deliberation(pdf: DemoPDF, doc: SourceDoc, metro: DemoMetropole) -> None:
     pdf.paragraph(f"Fait à {metro.city}, le {french_date(doc.date)}. Pour extrait conforme.",
                   space_after=1)
     pdf.paragraph(f"Le Président, {metro.president}", style="I", space_after=3)
-    transmitted = doc.date + timedelta(days=int(doc.meta.get("pref_delay", "6")))
+    transmitted = transmission_date(doc)
     pdf.paragraph(f"Acte rendu exécutoire après transmission en préfecture le "
                   f"{french_date(transmitted)} et publication le {french_date(transmitted)}.",
                   size=8.5)

@@ -42,7 +42,7 @@ import re
 import shutil
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -50,7 +50,7 @@ from typing import Any
 
 from nlp.demo.content import (CONTENT_DIR, FICTIONAL_MARK, DemoMetropole, SourceDoc,
                               load_documents, load_metropoles, plain)
-from nlp.demo.pdf import french_date, render_pdf
+from nlp.demo.pdf import french_date, render_pdf, transmission_date
 from nlp.errors import BarometreError
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ def _scdl_row(metro: DemoMetropole, doc: SourceDoc, path: str) -> dict[str, str]
     effectif, reel, pour, contre, abst = doc.meta["vote"].split()
     code, _, matiere = doc.meta["matiere"].partition(" | ")
     budget_year, _, budget_name = doc.meta.get("budget", "").partition(" | ")
-    pref = doc.date + timedelta(days=int(doc.meta.get("pref_delay", "6")))
+    pref = transmission_date(doc)
     return {
         "COLL_NOM": metro.name, "COLL_SIRET": metro.siret, "DELIB_ID": doc.meta["number"],
         "DELIB_DATE": doc.date.isoformat(), "DELIB_MATIERE_CODE": code,
