@@ -260,6 +260,9 @@ def _free_port(preferred: int | None) -> int:
     """``preferred`` when it can be bound on 127.0.0.1, else any free port."""
     for port in ([preferred] if preferred else []) + [0]:
         with socket.socket() as s:
+            # As the HTTP server will: a port whose old connections linger in TIME_WAIT
+            # after the previous run is free to listen on again.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
