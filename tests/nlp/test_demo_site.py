@@ -151,6 +151,9 @@ def test_pdfs_have_letterhead_running_header_footer_and_page_numbers(site: DemoS
             assert "Après en avoir délibéré, DÉCIDE :" in full
             assert re.search(r"Séance du \d{1,2}(er)? \w+ 20\d\d", full)
             assert "Article 1 : " in full
+            # the prefecture's acknowledgement stamp, with an @ctes act id, on page 1
+            assert "Accusé de réception en préfecture" in pages[0]
+            assert re.search(r"\b099-\d{9}-\d{8}-[\w]+-DE\b", pages[0]), doc.path
     assert all(n >= 1 for n in multi_page.values()), multi_page
 
 
@@ -175,6 +178,22 @@ def test_hyphenation_points_follow_french_syllables() -> None:
     assert hyphen_points("court") == []
     assert all("tableaux"[p - 1:p + 1] != "bl" for p in hyphen_points("tableaux"))
     assert 3 in hyphen_points("communes")  # com-munes
+
+
+def test_corpus_holds_negations_and_non_digital_noise(site: DemoSite, pdf_pages) -> None:
+    """Sentences a theme detector must not count: negated mentions, and non-digital
+    deliberations using theme words (road works under "contraintes budgétaires", a sports
+    subsidy with a "convention de partenariat")."""
+    text = "\n".join("\n".join(p) for p in pdf_pages.values()).replace("\n", " ")
+    text += " ".join(html.unescape(p.read_text(encoding="utf-8"))
+                     for p in site.root.rglob("*.html"))
+    assert "Aucun partenariat n'a été conclu" in text
+    assert "n'a pas recruté de conseiller numérique" in text
+    for slug in site.metropoles:
+        titles = [d.title for d in site.documents_of(slug)]
+        assert any(t.startswith("Requalification de l'") for t in titles)
+        assert any("convention de partenariat" in t for t in titles)
+    assert "contraintes budgétaires qui pèsent sur le programme pluriannuel de voirie" in text
 
 
 def test_content_errors_name_the_file_and_field() -> None:
