@@ -316,29 +316,54 @@ def _cells(codes: np.ndarray, keys: pd.DataFrame, key_strings: list[str], H: np.
         m: (np.full((G, C), np.nan), np.full((G, C), np.nan)) for m in RATE_MEASURES}
     draws = {m: np.full((B, G, C), np.nan) for m in RATE_MEASURES} if keep_draws and B else None
     if B > 0:
-        order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(G + 1))
-        for g in range(G):
-            idx = order[bounds[g]:bounds[g + 1]]
-            if len(idx) == 0:
-                continue
-            W = _resample_weights(_cell_rng(settings.seed, key_strings[g]), len(idx), B)
-            bh = W @ H[idx]
-            bd = W @ D[idx]
-            bs = W @ S[idx]
-            bw = W @ words[idx]
-            bsent = W @ sentences[idx]
-            per = {
-                "hits_per_10k_words": _div(bh, bw[:, None], 1e4),
-                "doc_share": bd / len(idx),
-                "sentence_share": _div(bs, bsent[:, None]),
-            }
-            for m, arr in per.items():
-                lo, hi = _percentiles(arr, settings.confidence)
-                ci[m][0][g], ci[m][1][g] = lo, hi
-                if draws is not None:
-                    draws[m][:, g, :] = arr
+        with _single_thread_blas():
+            _bootstrap_cells(codes, G, H, D, S, words, sentences, key_strings, settings,
+                             ci, draws)
     return _Cells(keys, n_docs, w, s, hits, docs_with, sents_with, rates, ci, draws)
+
+
+def _single_thread_blas() -> Any:
+    """The draws are many small matrix products: BLAS threads only add contention (measured
+    ×4 slower with OpenBLAS's threads on a loaded 2-core machine)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _bootstrap_cells(codes: np.ndarray, G: int, H: np.ndarray, D: np.ndarray, S: np.ndarray,
+                     words: np.ndarray, sentences: np.ndarray, key_strings: list[str],
+                     settings: IndicatorSettings,
+                     ci: dict[str, tuple[np.ndarray, np.ndarray]],
+                     draws: dict[str, np.ndarray] | None) -> None:
+    """Fill ``ci`` (and ``draws``) by resampling the documents of each cell ``draws`` times:
+    one matrix product of the multiplicities with the stacked per-document counts."""
+    B = int(settings.draws)
+    C = H.shape[1]
+    # one product instead of five: [hits | docs with | sentences with | words | sentences]
+    M = np.hstack([H, D, S, words[:, None], sentences[:, None]])
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(G + 1))
+    for g in range(G):
+        idx = order[bounds[g]:bounds[g + 1]]
+        if len(idx) == 0:
+            continue
+        W = _resample_weights(_cell_rng(settings.seed, key_strings[g]), len(idx), B)
+        P = W @ M[idx]
+        bh, bd, bs = P[:, :C], P[:, C:2 * C], P[:, 2 * C:3 * C]
+        bw, bsent = P[:, 3 * C], P[:, 3 * C + 1]
+        per = {
+            "hits_per_10k_words": _div(bh, bw[:, None], 1e4),
+            "doc_share": bd / len(idx),
+            "sentence_share": _div(bs, bsent[:, None]),
+        }
+        for m, arr in per.items():
+            lo, hi = _percentiles(arr, settings.confidence)
+            ci[m][0][g], ci[m][1][g] = lo, hi
+            if draws is not None:
+                draws[m][:, g, :] = arr
 
 
 def _prepare_documents(documents: pd.DataFrame, settings: IndicatorSettings
@@ -834,34 +859,47 @@ def sample_evidence(h: pd.DataFrame, docs: pd.DataFrame, settings: IndicatorSett
     """
     if h.empty:
         return pd.DataFrame(columns=EVIDENCE_COLUMNS)
-    meta = docs[["document_id", "metropole", "title", "date"]]
-    e = h.merge(meta, on=["document_id", "metropole"], how="left")
+    # integer keys only: grouping and de-duplicating 200,000 strings is the slow part
+    keys = pd.DataFrame({
+        "_row": h["_row"].to_numpy(), "_t": h["_t"].to_numpy(),
+        "_neg": h["negated"].to_numpy(bool),
+        "_year": pd.to_numeric(h["year"], errors="coerce").fillna(-1).to_numpy(np.int64),
+        "_dt": pd.factorize(h["doc_type"])[0],
+        "_m": pd.factorize(h["metropole"])[0],
+    })
+    sent_cols = [c for c in ("page", "paragraph", "sentence_index") if c in h.columns]
+    keys["_sent"] = pd.concat([keys[["_row"]], h[sent_cols].fillna(-1)], axis=1).groupby(
+        ["_row"] + sent_cols, sort=False).ngroup().to_numpy() if sent_cols else \
+        np.arange(len(h))
     rng = np.random.default_rng(np.random.SeedSequence([int(settings.seed), 7]))
-    e["_key"] = rng.random(len(e))
-    e = e.sort_values("_key", kind="stable")
-    for c in EVIDENCE_COLUMNS:
-        if c not in e.columns:
-            e[c] = None
-    parts = []
+    keys = keys.iloc[np.argsort(rng.random(len(keys)), kind="stable")]
+    picked: list[tuple[str, np.ndarray]] = []
 
     def take(frame: pd.DataFrame, by: list[str], cap: int, level: str) -> None:
         if cap <= 0 or frame.empty:
             return
-        f = frame.drop_duplicates(by + ["document_id", "page", "paragraph", "sentence"])
-        f = f[f.groupby(by, dropna=True).cumcount() < cap]
-        parts.append(f.assign(level=level))
+        f = frame.drop_duplicates(by + ["_sent"])  # one sentence once per cell
+        f = f[f.groupby(by).cumcount().to_numpy() < cap]
+        picked.append((level, f.index.to_numpy()))
 
-    take(e, ["metropole", "theme", "negated"], settings.evidence_per_cell, "all")
-    pos = e[~e["negated"]]
+    take(keys, ["_m", "_t", "_neg"], settings.evidence_per_cell, "all")
+    pos = keys[~keys["_neg"]]
     if settings.by_year:
-        take(pos[pos["year"].notna()], ["metropole", "theme", "year"],
-             settings.evidence_per_subcell, "year")
+        take(pos[pos["_year"] >= 0], ["_m", "_t", "_year"], settings.evidence_per_subcell,
+             "year")
     if settings.by_doc_type:
-        take(pos, ["metropole", "theme", "doc_type"], settings.evidence_per_subcell,
-             "doc_type")
-    if not parts:
+        take(pos, ["_m", "_t", "_dt"], settings.evidence_per_subcell, "doc_type")
+    if not picked:
         return pd.DataFrame(columns=EVIDENCE_COLUMNS)
-    out = pd.concat(parts, ignore_index=True)[EVIDENCE_COLUMNS]
+    parts = [h.loc[idx].assign(level=level) for level, idx in picked]
+    e = pd.concat(parts, ignore_index=True)
+    meta = docs[["document_id", "metropole", "title", "date"]]
+    e = e.drop(columns=[c for c in ("title", "date") if c in e.columns]).merge(
+        meta, on=["document_id", "metropole"], how="left")
+    for c in EVIDENCE_COLUMNS:
+        if c not in e.columns:
+            e[c] = None
+    out = e[EVIDENCE_COLUMNS].copy()
     out["year"] = pd.to_numeric(out["year"], errors="coerce").astype("Int64")
     return out.sort_values(["level", "metropole", "theme", "negated"], kind="stable"
                            ).reset_index(drop=True)
