@@ -681,6 +681,8 @@ def run_topics(paragraphs: pd.DataFrame, documents: pd.DataFrame | None, outputs
     t = time.perf_counter()
     if pipeline is None:
         pipeline = load_spacy_pipeline(settings.spacy_model)
+        timings["load_spacy_s"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
     if "lemmas" in fit_rows.columns:  # pragma: no cover - reserved for annotate-provided lemmas
         lemma_docs = fit_rows["lemmas"].tolist()
     else:
