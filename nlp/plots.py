@@ -113,13 +113,15 @@ def extraction_statuses(documents: pd.DataFrame) -> Figure:
 
 def heatmap(matrix: pd.DataFrame, title: str, colorbar: str,
             names: Mapping[str, str] | None = None, fmt: str = "{:.1f}",
-            diverging: bool = False, marks: pd.DataFrame | None = None) -> Figure:
+            diverging: bool = False, marks: pd.DataFrame | None = None,
+            min_width: float = 7) -> Figure:
     """Heatmap of a metropolis × column matrix (index = slugs, columns = theme ids or labels).
     ``marks``: same shape, True where a '*' is added (e.g. significant keyness)."""
     if matrix.empty:
         return _empty("Aucune donnée")
     data = matrix.to_numpy(dtype=float)
-    fig = _fig(max(7, 0.9 * matrix.shape[1] + 3), max(2.5, 0.38 * matrix.shape[0] + 1.8))
+    fig = _fig(max(min_width, 0.9 * matrix.shape[1] + 3),
+               max(2.5, 0.38 * matrix.shape[0] + 1.8))
     ax = fig.add_subplot()
     finite = data[np.isfinite(data)]
     if diverging:
@@ -328,5 +330,13 @@ def correlations_heatmap(corr: pd.DataFrame, max_rows: int = 40) -> Figure:
         return _empty("Aucune corrélation")
     piv = corr.pivot(index="indicator", columns="score", values="rho")
     piv = piv.loc[piv.abs().max(axis=1).sort_values(ascending=False).index[:max_rows]]
-    return heatmap(piv, "Corrélations de Spearman indicateurs × scores du baromètre", "rho",
-                   fmt="{:.2f}", diverging=True)
+
+    def label(indicator: str) -> str:
+        theme, _, measure = indicator.partition("__")
+        if not measure:
+            return MEASURE_LABELS.get(indicator, indicator)
+        return f"{SHORT_THEME.get(theme, theme)} — {MEASURE_LABELS.get(measure, measure)}"
+
+    piv.index = [label(i) for i in piv.index]
+    return heatmap(piv, "Corrélations de Spearman\nindicateurs × scores du baromètre", "rho",
+                   fmt="{:.2f}", diverging=True, min_width=9)
