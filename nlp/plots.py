@@ -76,7 +76,7 @@ def documents_overview(documents: pd.DataFrame, names: Mapping[str, str] | None 
         left += tab[col].to_numpy()
     ax.set_xlabel("documents")
     ax.set_title("Documents par métropole et type")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), title="type")
     return fig
 
 

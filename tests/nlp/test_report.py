@@ -190,6 +190,7 @@ def test_report_in_headless_chromium(report, tmp_path):
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.goto(report.as_uri())
             page.wait_for_load_state("load")
+            page.screenshot(path=str(tmp_path / "report_top.png"))
             for sec in SECTIONS:
                 assert page.locator(f"section#{sec}").count() == 1, sec
                 assert page.locator(f"section#{sec} h2").inner_text().strip()
@@ -198,17 +199,15 @@ def test_report_in_headless_chromium(report, tmp_path):
                                    "i.naturalWidth === 0).length")
             assert broken == 0
             assert page.evaluate("document.images.length") >= 10
-            # a heatmap cell links to its evidence panel, which holds the escaped sentence
+            # a heatmap cell links to its evidence panel: following the link opens it
             link = page.locator('a.cell[href="#ev-nantes-inclusion"]').first
             assert link.count() == 1
-            page.locator("#preuves details").first.evaluate("d => d.open = true")
-            page.evaluate("document.querySelectorAll('#preuves details').forEach("
-                          "d => d.open = true)")
+            link.click()
             panel = page.locator("#ev-nantes-inclusion")
+            panel.wait_for(state="visible", timeout=5000)
             assert "<script>window.__xss = 1" in panel.inner_text()
             assert panel.locator("mark").first.inner_text() == "médiation numérique"
             assert page.evaluate("window.__xss === undefined")
-            page.screenshot(path=str(tmp_path / "report_top.png"))
             page.locator("#maturite").scroll_into_view_if_needed()
             page.evaluate("document.getElementById('maturite').scrollIntoView()")
             page.screenshot(path=str(tmp_path / "report_maturite.png"))
