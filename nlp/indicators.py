@@ -36,7 +36,7 @@ import unicodedata
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -971,7 +971,8 @@ MEASURE_DEFINITIONS: dict[str, str] = {
     "keyness_g2": "Signed log-likelihood G² (Dunning 1993; Rayson & Garside 2000) of the "
                   "theme's hit count in the metropolis against the other metropolises of the "
                   "same level stratum (all / same year / same doc type), corpus sizes = words. "
-                  "Positive: over-use, negative: under-use. G² above 3.84 in absolute value ⇔ p < 0.05.",
+                  "Positive: over-use, negative: under-use. G² above 3.84 in absolute value "
+                  "⇔ p < 0.05.",
     "keyness_p": "p-value of G² (chi² with 1 degree of freedom).",
 }
 

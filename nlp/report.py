@@ -490,8 +490,8 @@ def build_report(outputs_dir: Path, names: dict[str, str] | None = None) -> Path
             "métropoles comparées ; son intervalle bootstrap refait la normalisation à chaque "
             "tirage.")
     else:
-        maturity_note = "Moyenne pondérée, ramenée à 0–100, des thèmes moteurs normalisés " \
-                        "entre métropoles (poids : nlp/maturity_weights.yaml)."
+        maturity_note = ("Moyenne pondérée, ramenée à 0–100, des thèmes moteurs normalisés "
+                         "entre métropoles (poids : nlp/maturity_weights.yaml).")
     sens = t["sensitivity"]
     sensitivity_table = _table([], [])
     if not sens.empty:

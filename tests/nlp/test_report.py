@@ -38,7 +38,8 @@ def synthetic_outputs(root: Path, seed: int = 0) -> Path:
         docs.append(dict(document_id=f"doc{i:03d}", metropole=m,
                          url=f"https://www.{m}.fr/docs/{i}.pdf",
                          title=f"Délibération n°{i} <b>titre</b>",
-                         doc_type=str(rng.choice(DOC_TYPES[:4])), date=f"{year}-05-{i % 28 + 1:02d}",
+                         doc_type=str(rng.choice(DOC_TYPES[:4])),
+                         date=f"{year}-05-{i % 28 + 1:02d}",
                          year=year, n_pages=5, n_paragraphs=20, n_sentences=words // 20,
                          n_words=words, n_digital_paragraphs=3, extraction_status="ok"))
         for j in range(int(rng.integers(3, 15))):
