@@ -110,3 +110,34 @@ def test_bad_scores_files(tmp_path, wide):
     p = _write(tmp_path / "noscore.csv", "slug;commentaire\nlyon;bien\n")
     with pytest.raises(BarometreError, match="no numeric score column"):
         join_scores(wide, p, REGISTRY)
+
+
+def test_join_from_written_tables(tmp_path):
+    """The CLI path: indicators written to outputs/, then joined from the folder."""
+    from nlp.indicators import compute_indicators, write_indicators
+    from nlp.schema import DOCUMENT_COLUMNS, HIT_COLUMNS
+
+    rng = np.random.default_rng(1)
+    docs, hits = [], []
+    for i, slug in enumerate(list(REGISTRY.slug) * 3):
+        docs.append(dict(document_id=f"d{i}", metropole=slug, url=f"https://x.fr/{i}",
+                         title="t", doc_type="deliberation", date=None, year=None, n_pages=1,
+                         n_paragraphs=5, n_sentences=50, n_words=1000,
+                         n_digital_paragraphs=1, extraction_status="ok"))
+        for j in range(int(rng.integers(0, 6))):
+            hits.append(dict(document_id=f"d{i}", metropole=slug, url="u", page=1,
+                             paragraph=j, sentence_index=0, sentence="s", start=0, end=1,
+                             theme="inclusion", subtheme=None, term_id="inclusion.x",
+                             matched="s", negated=False, digital_context=True, doc_type=None,
+                             year=None))
+    res = compute_indicators(pd.DataFrame(docs)[DOCUMENT_COLUMNS],
+                             pd.DataFrame(hits)[HIT_COLUMNS], IndicatorSettings(draws=20))
+    write_indicators(res, tmp_path)
+    scores = _write(tmp_path / "s.csv", "slug,score\n" + "\n".join(
+        f"{s},{k}" for k, s in enumerate(REGISTRY.slug)))
+    joined = join_scores(tmp_path, scores, REGISTRY, IndicatorSettings(draws=50))
+    assert len(joined.joined) == 6
+    row = joined.joined.set_index("metropole").loc["lyon"]
+    assert row["inclusion__hits_per_10k_words"] == pytest.approx(
+        res.wide.set_index("metropole").loc["lyon", "inclusion__hits_per_10k_words"])
+    assert "maturity_index" in set(joined.correlations.indicator)
