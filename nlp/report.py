@@ -195,7 +195,8 @@ def _cell_tables(tidy: pd.DataFrame, level: str, key: str | None, names: Mapping
                                   "anchor": anchor(metro, theme)})
                 rows.append({"name": names.get(metro, metro), "cells": cells})
             title = label if kval is None else \
-                f"{plots.DOC_TYPE_LABELS.get(kval, kval)} — {label}"
+                f"{plots.DOC_TYPE_LABELS.get(kval, kval)} — {label}" if key == "doc_type" \
+                else f"{kval} — {label}"
             out.append({"title": title, "header": [plots.SHORT_THEME[t] for t in THEMES],
                         "rows": rows})
     return out
@@ -565,6 +566,7 @@ def build_report(outputs_dir: Path, names: dict[str, str] | None = None) -> Path
         add("evolution", "types_documents", plots.doc_type_heatmap(by_dt),
             "Occurrences par type de document")
     doc_type_tables = _cell_tables(tidy, "doc_type", "doc_type", names, measures[:1])
+    year_tables = _cell_tables(tidy, "year", "year", names, measures[:1])
 
     # -- topics
     topics = None
@@ -641,7 +643,8 @@ def build_report(outputs_dir: Path, names: dict[str, str] | None = None) -> Path
         rank_measure_label=plots.MEASURE_LABELS.get(rank_measure, rank_measure),
         ranks_table=ranks_table, maturity_table=maturity_table, maturity_note=maturity_note,
         sensitivity_table=sensitivity_table, barriers_table=barriers_table,
-        keyness_table=keyness_table, doc_type_tables=doc_type_tables, topics=topics,
+        keyness_table=keyness_table, doc_type_tables=doc_type_tables,
+        year_tables=year_tables, topics=topics,
         join=join,
         evidence_cap=st.get("evidence_per_cell", 5) if isinstance(st, dict) else 5,
         evidence=evidence, run_info_tables=_run_info_tables(run_info),
