@@ -203,7 +203,8 @@ def stage_indicators(settings: Settings, scores: Path | None = None, **overrides
         summary: dict[str, Any] = {"files": [str(p) for p in written]}
         if scores is not None:
             joined = ind.join_scores(result, Path(scores), registry_table(settings), ist)
-            summary["scores"] = _jsonable(ind.write_join(joined, Path(settings.outputs_dir)))
+            summary["scores_files"] = [str(p) for p in ind.write_join(joined, Path(settings.outputs_dir))]
+            summary["scores_report"] = joined.report
     update_run_info(settings.outputs_dir, "indicators", summary, t["seconds"], settings)
     return summary
 
