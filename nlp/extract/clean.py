@@ -38,16 +38,16 @@ from nlp.extract.engines import Fragment, RawLine, RawPage
 CLEANING_VERSION = "1"
 
 # --- character level ----------------------------------------------------------------------
-_COMPAT_RANGES = (
-    (0xFB00, 0xFB06),    # ligatures ﬁ ﬂ ﬀ ﬃ ﬄ ﬅ ﬆ
-    (0x1D400, 0x1D7FF),  # mathematical alphanumerics (𝑝𝑟𝑜𝑓𝑜𝑛𝑑𝑒𝑢𝑟 in Word equations)
-    (0xFF01, 0xFF5E),    # full-width forms
-    (0x2000, 0x200A),    # typographic spaces
-    (0x1D2C, 0x1D6A),    # modifier letters used as superscripts (1ᵉʳ)
-    (0x02B0, 0x02B8),
+# Compatibility characters folded with NFKC (the rest of the text only gets NFC, which keeps
+# "²", "º", "…" as they are): ligatures ﬁ ﬂ ﬀ ﬃ ﬄ ﬅ ﬆ, mathematical alphanumerics (𝑝𝑟𝑜𝑓𝑜𝑛𝑑𝑒𝑢𝑟
+# in Word equations), full-width forms, typographic spaces, modifier letters used as
+# superscripts (1ᵉʳ).
+_COMPAT_RE = re.compile(
+    "[\ufb00-\ufb06\U0001d400-\U0001d7ff\uff01-\uff5e\u2000-\u200a\u1d2c-\u1d6a\u02b0-\u02b8]"
 )
-_DROP = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None)
-_SPACES = dict.fromkeys(map(ord, "\u00a0\u202f\u2007\t"), " ")
+# Invisible characters dropped, odd spaces made plain, in one table.
+_TRANSLATE = {**dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None),
+              **dict.fromkeys(map(ord, "\u00a0\u202f\u2007\t"), " ")}
 # Private-use and control characters from symbol fonts are bullets in practice.
 _BULLET_CHARS = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\uf000-\uf0ff\u25aa\u25cf\u25a0\u2022\u2023\u2043\u25e6\u2219\u27a2\u2713\u2714]")
 
@@ -55,11 +55,8 @@ _BULLET_CHARS = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\uf000-\uf0ff\u25aa\u25c
 def normalize_text(text: str) -> str:
     """NFC, compatibility characters folded, invisible characters dropped, bullets unified."""
     if not text.isascii():
-        text = "".join(
-            unicodedata.normalize("NFKC", c) if any(a <= ord(c) <= b for a, b in _COMPAT_RANGES) else c
-            for c in text
-        )
-        text = text.translate(_DROP).translate(_SPACES)
+        text = _COMPAT_RE.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
+        text = text.translate(_TRANSLATE)
         text = unicodedata.normalize("NFC", text)
     else:
         text = text.replace("\t", " ")
@@ -68,6 +65,7 @@ def normalize_text(text: str) -> str:
 
 
 _WORD = re.compile(r"\S+")
+_DOUBLED_HINT = re.compile(r"(\S)\1(\S)\2")
 
 
 def _is_doubled(word: str) -> bool:
@@ -81,6 +79,8 @@ def repair_doubled_glyphs(line: str) -> str:
     each doubled word is halved. A lone word needs six characters ("ccoouurrss") so that
     ordinary words ("coco", "elle") are never touched.
     """
+    if not _DOUBLED_HINT.search(line):  # fast path: no "aabb" run anywhere
+        return line
     words = _WORD.findall(line)
     if not words:
         return line
@@ -392,12 +392,15 @@ def _paragraphs(lines: list[_Line], vocabulary: set[str]) -> list[str]:
     left = sorted(ln.x0 for ln in lines)[int(0.1 * (len(lines) - 1))]
     has_geometry = any(ln.x1 > 0 for ln in lines)
 
+    edges: dict[int, float] = {}
+
     def right_edge(ln: _Line) -> float:
         # The right margin of the column this line belongs to (lines starting near it).
-        same = sorted(o.x1 for o in lines if abs(o.x0 - ln.x0) <= 3 * h_med)
-        if len(same) < 5:
-            return max(same)
-        return same[int(0.9 * (len(same) - 1))]
+        key = round(ln.x0)
+        if key not in edges:
+            same = sorted(o.x1 for o in lines if abs(o.x0 - ln.x0) <= 3 * h_med)
+            edges[key] = max(same) if len(same) < 5 else same[int(0.9 * (len(same) - 1))]
+        return edges[key]
 
     paragraphs: list[str] = []
     current = lines[0].text

@@ -229,7 +229,7 @@ def _pdfium_page(textpage, number: int, width: float, height: float) -> RawPage:
     if n_chars <= 0:
         return page
     text = textpage.get_text_range(0, n_chars)
-    page.chars = sum(1 for c in text if not c.isspace())
+    page.chars = len("".join(text.split()))
     boxes = _Boxes(textpage, height)
     pending: list[tuple[Fragment, int, float]] = []
     pos = 0  # UTF-16 index of the current piece
@@ -296,11 +296,12 @@ def _split_wide_gaps(boxes: _Boxes, text: str, first: int, h: float, all_spaces:
     pieces: list[Fragment] = []
     cursor = 0  # index in ``text`` where the current fragment starts
     limit = GAP_EM * h
+    generated, raw = boxes._gen, boxes._raw
     for m in _SPACES.finditer(text):
         a, b = m.start() - 1, m.end()
         if a < 0 or b >= len(text):
             continue
-        if not all_spaces and b - a == 2 and not boxes.generated(index(a + 1)):
+        if not all_spaces and b - a == 2 and generated(raw, index(a + 1)) != 1:
             continue
         if boxes(index(b))[0] - boxes(index(a))[2] > limit:
             pieces.append(piece(cursor, a))

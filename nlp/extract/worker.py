@@ -133,6 +133,17 @@ def _hints(store: CorpusStore, doc_id: str, media_type: str) -> dict[str, Any]:
     return hints
 
 
+def _death(code: int | None, max_memory_mb: int) -> tuple[str, str]:
+    """Status and message for a worker that died without answering."""
+    if code == -signal.SIGKILL:  # not us (we record a timeout ourselves): the OOM killer
+        return "memory", "worker killed by SIGKILL (out of memory)"
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        return "error", (f"worker crashed ({name}); native parsers crash this way when an "
+                         f"allocation fails, e.g. at the memory limit ({max_memory_mb} MB)")
+    return "error", f"worker died (exit code {code})"
+
+
 def _failure(status: str, message: str, key: tuple[str, str], seconds: float) -> Extraction:
     return Extraction(status=status, engine=key[0], engine_version=key[1],
                       cleaning_version=clean.CLEANING_VERSION, error=message, seconds=round(seconds, 3))
@@ -211,9 +222,7 @@ def run_extract(
                     except (EOFError, OSError):
                         w.proc.join(1)
                         code = w.proc.exitcode
-                        status = "memory" if code == -signal.SIGKILL else "error"
-                        msg = (f"worker killed (SIGKILL, likely out of memory)" if status == "memory"
-                               else f"worker died (exit code {code})")
+                        status, msg = _death(code, settings.max_memory_mb)
                         record(doc_id, _failure(status, msg, key, time.monotonic() - w.started))
                         w.kill()
                         workers[i] = _Worker(ctx, settings)

@@ -297,7 +297,7 @@ def test_metadata_rules() -> None:
 def _store_with(tmp_path: Path, files: list[Path]) -> CorpusStore:
     store = CorpusStore(tmp_path / "corpus")
     for f in files:
-        media = "text/html" if f.suffix == ".html" else "application/pdf"
+        media = {".html": "text/html", ".txt": "text/plain"}.get(f.suffix, "application/pdf")
         doc_id, _ = store.add_document(f.read_bytes(), media)
         store.add_source(doc_id, "testville", f"https://testville.example/{f.name}",
                          page_title=f.stem, last_modified="Wed, 21 Oct 2015 07:28:00 GMT",
@@ -340,6 +340,16 @@ def test_worker_killed_by_time_limit_batch_goes_on(pdfs: dict, tmp_path: Path) -
     by_status = {r["status"]: r for r in store.latest_extractions()}
     assert "time limit" in by_status["timeout"]["error"]
     assert by_status["ok"]["chars"] > 0
+
+
+def test_worker_memory_limit_batch_goes_on(pdfs: dict, tmp_path: Path) -> None:
+    big = tmp_path / "huge.txt"
+    big.write_bytes(b"Le conseil municipal approuve la convention. " * 1_500_000)  # ~68 MB
+    store = _store_with(tmp_path, [big, pdfs["table"].path])
+    counts = run_extract(store, ExtractSettings(ocr=False, max_memory_mb=40), progress=False)
+    assert counts == {"memory": 1, "ok": 1}
+    failed = next(r for r in store.latest_extractions() if r["status"] == "memory")
+    assert "40 MB" in failed["error"]
 
 
 # --- text_command -------------------------------------------------------------------------------

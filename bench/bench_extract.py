@@ -1,0 +1,145 @@
+"""Extraction speed: pages per second per engine on the real PDFs, side by side in one run.
+
+Run: ``.venv/bin/python bench/bench_extract.py`` (``--data DIR`` for another ../shared/data,
+``--repeat N`` rounds for the fast variants, best round kept). OCR is off: the scans count
+as pages without text, the encrypted PDF as a failure; both are kept in the batch because a
+real corpus has them.
+
+Rows:
+- ``pdfplumber raw``: ``page.extract_text()`` on every page (the card's extractor, no cleaning);
+- ``pdfium raw``: PDFium's text layer (``get_text_bounded``), no cleaning;
+- ``pdfplumber`` / ``pdfium``: ``nlp.extract.extract_file`` with that engine (geometry,
+  cleaning, tables, metadata), in this process;
+- ``run_extract … workers=N``: the whole stage on a temporary corpus store (worker processes,
+  time limit, results saved through the store), for N = 1 and 2.
+Ratios are against ``pdfplumber raw`` measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nlp.extract import ExtractSettings, extract_file, run_extract  # noqa: E402
+from nlp.store import CorpusStore  # noqa: E402
+
+
+def shared_data() -> Path:
+    env = os.environ.get("BAROMETRE_SHARED_DATA")
+    return Path(env) if env else ROOT / ".." / "shared" / "data"
+
+
+def count_pages(path: Path) -> int:
+    import pypdfium2
+
+    try:
+        pdf = pypdfium2.PdfDocument(str(path))
+    except pypdfium2.PdfiumError:
+        return 0
+    try:
+        return len(pdf)
+    finally:
+        pdf.close()
+
+
+def raw_pdfplumber(path: Path) -> None:
+    import pdfplumber
+
+    try:
+        with pdfplumber.open(str(path)) as pdf:
+            for page in pdf.pages:
+                page.extract_text()
+                page.close()
+    except Exception:
+        pass
+
+
+def raw_pdfium(path: Path) -> None:
+    import pypdfium2
+
+    try:
+        pdf = pypdfium2.PdfDocument(str(path))
+    except pypdfium2.PdfiumError:
+        return
+    try:
+        for i in range(len(pdf)):
+            page = pdf[i]
+            textpage = page.get_textpage()
+            textpage.get_text_bounded()
+            textpage.close()
+            page.close()
+    finally:
+        pdf.close()
+
+
+def timed(fn, files: list[Path], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for f in files:
+            fn(f)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def store_run(files: list[Path], engine: str, workers: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = CorpusStore(Path(tmp) / "corpus")
+        for f in files:
+            doc_id, _ = store.add_document(f.read_bytes(), "application/pdf")
+            store.add_source(doc_id, "bench", f"file://{f}")
+        start = time.perf_counter()
+        run_extract(store, ExtractSettings(engine=engine, ocr=False, workers=workers), progress=False)
+        elapsed = time.perf_counter() - start
+        store.close()
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=shared_data())
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-pdfplumber-store", action="store_true",
+                        help="skip the slow run_extract rows with pdfplumber")
+    args = parser.parse_args(argv)
+
+    files = sorted((args.data / "real-pdfs" / "pdf").rglob("*.pdf"))
+    if not files:
+        print(f"no PDFs under {args.data / 'real-pdfs' / 'pdf'}")
+        return 1
+    pages = sum(count_pages(f) for f in files)
+    print(f"{len(files)} real PDFs, {pages} pages, {os.cpu_count()} CPUs\n")
+
+    # Warm-up: imports and first-call costs out of the measured rounds.
+    extract_file(files[0], ExtractSettings(engine="pdfplumber", ocr=False))
+    extract_file(files[0], ExtractSettings(engine="pdfium", ocr=False))
+
+    rows: list[tuple[str, float]] = [
+        ("pdfplumber raw (extract_text)", timed(raw_pdfplumber, files, 1)),
+        ("pdfium raw (text layer)", timed(raw_pdfium, files, args.repeat)),
+        ("pdfplumber + cleaning (extract_file)",
+         timed(lambda f: extract_file(f, ExtractSettings(engine="pdfplumber", ocr=False)), files, 1)),
+        ("pdfium + cleaning (extract_file, = auto)",
+         timed(lambda f: extract_file(f, ExtractSettings(engine="pdfium", ocr=False)), files, args.repeat)),
+        ("run_extract pdfium workers=1", min(store_run(files, "pdfium", 1) for _ in range(args.repeat))),
+        ("run_extract pdfium workers=2", min(store_run(files, "pdfium", 2) for _ in range(args.repeat))),
+    ]
+    if not args.skip_pdfplumber_store:
+        rows.append(("run_extract pdfplumber workers=1", store_run(files, "pdfplumber", 1)))
+        rows.append(("run_extract pdfplumber workers=2", store_run(files, "pdfplumber", 2)))
+    base = rows[0][1]
+    print("| variant | seconds | pages/s | × pdfplumber raw |")
+    print("|---|---|---|---|")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds:.2f} | {pages / seconds:.0f} | {base / seconds:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
