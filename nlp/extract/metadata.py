@@ -110,7 +110,7 @@ def find_date(text: str, hints: dict[str, Any]) -> tuple[str | None, str | None]
     m = _SEANCE.search(head)
     if m and (d := _match_date(m)):
         return d, "text:seance"
-    for key in ("DELIB_DATE", "delib_date", "SEANCE_DATE"):
+    for key in ("DELIB_DATE", "delib_date", "SEANCE_DATE"):  # SCDL column / crawler's row dict
         if hints.get(key) and (d := parse_any_date(str(hints[key]))):
             return d, "scdl"
     if hints.get("html_date") and (d := parse_any_date(str(hints["html_date"]))):
@@ -133,13 +133,23 @@ _DELIB_NUM = re.compile(
 _OBJET = re.compile(r"^\s*objet\s*:?\s*(.+)$", re.I | re.M)
 
 
+def _hint(hints: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if hints.get(key) not in (None, ""):
+            return hints[key]
+    return None
+
+
 def find_deliberation(text: str, hints: dict[str, Any]) -> dict[str, str]:
     """Number and object of a deliberation: SCDL fields first, then the text."""
     out: dict[str, str] = {}
-    if hints.get("DELIB_ID"):
-        out["delib_number"] = str(hints["DELIB_ID"]).strip()
-    if hints.get("DELIB_OBJET"):
-        out["delib_object"] = re.sub(r"\s+", " ", str(hints["DELIB_OBJET"])).strip()
+    # SCDL columns (DELIB_ID, DELIB_OBJET) or the crawler's parsed row (delib_id, objet).
+    number = _hint(hints, "DELIB_ID", "delib_id")
+    if number:
+        out["delib_number"] = str(number).strip()
+    objet = _hint(hints, "DELIB_OBJET", "objet", "delib_objet")
+    if objet:
+        out["delib_object"] = re.sub(r"\s+", " ", str(objet)).strip()
     head = text[:5000]
     if "delib_number" not in out:
         for m in _DELIB_NUM.finditer(head):
@@ -224,21 +234,24 @@ def document_metadata(raw_head: str, clean_text: str, hints: dict[str, Any] | No
     """All metadata for one document. ``raw_head``: uncleaned text of the first pages."""
     hints = {k: v for k, v in (hints or {}).items() if v not in (None, "")}
     meta: dict[str, Any] = {}
-    title = title or hints.get("page_title") or hints.get("DELIB_OBJET") or _first_title_line(clean_text)
-    if title:
-        meta["title"] = unicodedata.normalize("NFC", re.sub(r"\s+", " ", str(title)).strip())
+    both = f"{raw_head}\n{clean_text[:6000]}"
+    # The title the document gives itself, else the one its source gave it (link or page
+    # title), else its act object, else its first title-like line.
+    title = title or hints.get("page_title") or _hint(hints, "DELIB_OBJET", "objet")
     lang, conf = detect_language(clean_text)
     if lang:
         meta["language"] = lang
         meta["language_confidence"] = conf
-    both = f"{raw_head}\n{clean_text[:6000]}"
-    doc_type, conf = classify_document(meta.get("title", ""), str(hints.get("url", "")), both, is_html)
+    doc_type, conf = classify_document(str(title or ""), str(hints.get("url", "")), both, is_html)
     meta["doc_type"] = doc_type
     meta["doc_type_confidence"] = conf
     d, source = find_date(both, hints)
     if d:
         meta["date"] = d
         meta["date_source"] = source
-    if doc_type in ("deliberation", "proces_verbal") or hints.get("DELIB_ID"):
-        meta.update(find_deliberation(both, hints) if doc_type == "deliberation" or hints.get("DELIB_ID") else {})
-    return meta
+    if doc_type == "deliberation" or _hint(hints, "DELIB_ID", "delib_id"):
+        meta.update(find_deliberation(both, hints))
+    title = title or meta.get("delib_object") or _first_title_line(clean_text)
+    if title:
+        meta["title"] = unicodedata.normalize("NFC", re.sub(r"\s+", " ", str(title)).strip())
+    return {k: meta[k] for k in ("title", *[k for k in meta if k != "title"]) if k in meta}

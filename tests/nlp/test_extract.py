@@ -16,7 +16,7 @@ from nlp.errors import BarometreError
 from nlp.extract import ExtractSettings, extract_file, run_extract, text_command
 from nlp.extract import clean
 from nlp.extract.clean import join_hyphenated, normalize_text, repair_doubled_glyphs
-from nlp.extract.metadata import classify_document, detect_language, find_date, find_deliberation
+from nlp.extract.metadata import classify_document, document_metadata, detect_language, find_date, find_deliberation
 from nlp.store import CorpusStore
 
 _GEN_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "pdfs" / "generate.py"
@@ -284,6 +284,11 @@ def test_metadata_rules() -> None:
     assert find_deliberation("loi n° 2002-276 du 27 février\nn° 2014 / 186\n", {})["delib_number"] == "2014/186"
     assert find_deliberation("", {"DELIB_ID": "2022.00022", "DELIB_OBJET": "Plan  numérique"}) == {
         "delib_number": "2022.00022", "delib_object": "Plan numérique"}
+    # The crawler stores SCDL rows parsed (delib_id, delib_date, objet).
+    meta = document_metadata("", "", {"delib_id": "2022.00022", "objet": "Plan numérique",
+                                      "delib_date": "2022-01-27"})
+    assert (meta["delib_number"], meta["title"], meta["date"], meta["date_source"]) == (
+        "2022.00022", "Plan numérique", "2022-01-27", "scdl")
     head = "Extrait du registre des délibérations du Conseil municipal. Le conseil, après en avoir délibéré, décide"
     assert classify_document("", "", head, False)[0] == "deliberation"
     assert classify_document("Procès-verbal de la séance", "", "ordre du jour", False)[0] == "proces_verbal"
