@@ -1,11 +1,15 @@
-"""Extension: periodic progress lines on stderr during a crawl.
+"""Extension: progress lines on stderr during a crawl, memory probes, stats file.
 
 Stage: crawl. Input: the crawler's stats. Output: one log line every
-``BAROMETRE_PROGRESS_INTERVAL`` seconds (pages, documents stored, statuses, memory), and the
-peak resident memory in the final stats (``barometre/rss_max_mb``).
+``BAROMETRE_PROGRESS_INTERVAL`` seconds (pages, documents stored, statuses, memory); the
+resident memory when the response count reaches each of ``BAROMETRE_RSS_MILESTONES``
+(stats ``barometre/rss_mb_at_<n>``) and the peak (``barometre/rss_max_mb``); with
+``BAROMETRE_STATS_FILE`` set, the final stats appended there as one JSON line per spider
+(the benchmark reads them).
 """
 from __future__ import annotations
 
+import json
 import logging
 import resource
 from typing import Any
@@ -29,26 +33,41 @@ def rss_mb() -> float:
 
 
 class ProgressLog:
-    def __init__(self, crawler: Any, interval: float) -> None:
+    def __init__(self, crawler: Any, interval: float, milestones: list[int], stats_file: str | None) -> None:
         self.crawler = crawler
         self.interval = interval
+        self.milestones = sorted(milestones)
+        self.stats_file = stats_file
+        self.responses = 0
         self.task: Any = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "ProgressLog":
-        interval = crawler.settings.getfloat("BAROMETRE_PROGRESS_INTERVAL", 10.0)
-        if interval <= 0:
+        s = crawler.settings
+        interval = s.getfloat("BAROMETRE_PROGRESS_INTERVAL", 10.0)
+        milestones = [int(x) for x in s.getlist("BAROMETRE_RSS_MILESTONES")]
+        stats_file = s.get("BAROMETRE_STATS_FILE")
+        if interval <= 0 and not milestones and not stats_file:
             raise NotConfigured
-        ext = cls(crawler, interval)
+        ext = cls(crawler, interval, milestones, stats_file)
         crawler.signals.connect(ext.opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.closed, signal=signals.spider_closed)
+        if milestones:
+            crawler.signals.connect(ext.response_received, signal=signals.response_received)
         return ext
 
     def opened(self, spider: Any) -> None:
         from twisted.internet import task
 
-        self.task = task.LoopingCall(self.report, spider)
-        self.task.start(self.interval, now=False)
+        if self.interval > 0:
+            self.task = task.LoopingCall(self.report, spider)
+            self.task.start(self.interval, now=False)
+
+    def response_received(self, *args: Any, **kwargs: Any) -> None:
+        self.responses += 1
+        if self.milestones and self.responses >= self.milestones[0]:
+            n = self.milestones.pop(0)
+            self.crawler.stats.set_value(f"barometre/rss_mb_at_{n}", round(rss_mb(), 1))
 
     def report(self, spider: Any) -> None:
         stats = self.crawler.stats.get_stats()
@@ -63,5 +82,9 @@ class ProgressLog:
     def closed(self, spider: Any, reason: str) -> None:
         if self.task and self.task.running:
             self.task.stop()
-        self.crawler.stats.set_value("barometre/rss_max_mb",
-                                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        stats = self.crawler.stats
+        stats.set_value("barometre/rss_max_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        if self.stats_file:
+            with open(self.stats_file, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"spider": spider.name, "reason": reason, **stats.get_stats()},
+                                   default=str) + "\n")

@@ -59,6 +59,10 @@ DOWNLOAD_WARNSIZE = 0
 # stays off. Priority comes from the relevance score.
 DEPTH_LIMIT = 0
 DEPTH_PRIORITY = 0
+# Within one priority level, first in first out: shallow pages before deep ones (Scrapy's
+# advice for broad crawls); the FIFO disk queue is also cheaper than the LIFO one.
+SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"
+SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 # --- focused crawl -----------------------------------------------------------------------
@@ -75,6 +79,10 @@ BAROMETRE_CORPUS_DIR = None
 BAROMETRE_RESUME = False
 # Seconds between progress lines on stderr (0: none).
 BAROMETRE_PROGRESS_INTERVAL = 10.0
+# Response counts at which to record the resident memory (stats barometre/rss_mb_at_<n>).
+BAROMETRE_RSS_MILESTONES: list[int] = []
+# Append the final stats of each spider to this file (JSON lines), e.g. for bench/.
+BAROMETRE_STATS_FILE = None
 
 DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.CrawlGateMiddleware": 50,

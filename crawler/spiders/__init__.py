@@ -322,17 +322,24 @@ class BarometreSpider(scrapy.Spider):
 
     def aliases(self, response: Response) -> list[str]:
         """Normalised URLs that led to this response besides its own (request key, redirects)."""
+        final = self.final_url(response)
+        if not response.meta.get("redirect_urls"):
+            key = response.meta["b_url"]
+            return [key] if key != final else []
         out = [response.meta["b_url"]]
-        for u in response.meta.get("redirect_urls", []):
+        for u in response.meta["redirect_urls"]:
             try:
                 out.append(normalise_url(u))
             except ValueError:
                 pass
-        final = self.final_url(response)
         return [u for u in dict.fromkeys(out) if u != final]
 
     @staticmethod
     def final_url(response: Response) -> str:
+        """Normalised URL that served the response: the request's key unless redirected."""
+        meta = response.meta
+        if not meta.get("redirect_urls") and "b_url" in meta:
+            return meta["b_url"]  # normalised when the request was made
         try:
             return normalise_url(response.url)
         except ValueError:

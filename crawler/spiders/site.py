@@ -44,6 +44,17 @@ log = logging.getLogger(__name__)
 SKIPPED_EXTENSIONS = frozenset(IGNORED_EXTENSIONS) - DOCUMENT_EXTENSIONS
 
 
+def page_title_and_heading(response: Response) -> tuple[str, str]:
+    """``<title>`` and first ``<h1>`` texts of an HTML response, white space collapsed."""
+    root = response.selector.root
+    title = next(root.iter("title"), None)
+    h1 = next(root.iter("h1"), None)
+    return (
+        " ".join("".join(title.itertext()).split()) if title is not None else "",
+        " ".join("".join(h1.itertext()).split()) if h1 is not None else "",
+    )
+
+
 class SiteSpider(BarometreSpider):
     name = "site"
 
@@ -163,17 +174,21 @@ class SiteSpider(BarometreSpider):
 
     def extract_links(self, response: Response, m: str, depth: int, title: str) -> list[Request]:
         found: dict[str, str] = {}
-        for a in response.css("a[href], area[href]"):
-            href = (a.attrib.get("href") or "").strip()
+        # lxml directly (the tree parsel already built): a CSS query per link costs more than
+        # the rest of the page's processing.
+        root = response.selector.root
+        for a in root.iter("a", "area"):
+            href = (a.get("href") or "").strip()
             if not href or href.startswith(("#", "mailto:", "javascript:", "tel:", "data:")):
                 continue
             try:
                 url = normalise_url(response.urljoin(href))
             except ValueError:
                 continue
-            anchor = " ".join(" ".join(a.css("::text").getall()).split())
+            anchor = " ".join("".join(a.itertext()).split())
             if not anchor:
-                anchor = (a.attrib.get("title") or a.css("img::attr(alt)").get() or "").strip()
+                img = next(a.iter("img"), None)
+                anchor = (a.get("title") or (img.get("alt") if img is not None else "") or "").strip()
             if url not in found or (anchor and not found[url]):
                 found[url] = anchor
         page_url = self.final_url(response)
@@ -191,8 +206,7 @@ class SiteSpider(BarometreSpider):
         meta = response.meta
         m, depth = meta["b_m"], meta.get("b_depth") or 0
         self.pages_fetched[m] += 1
-        title = " ".join(response.css("title::text").get("").split())
-        heading = " ".join(" ".join(response.css("h1 ::text").getall()).split())
+        title, heading = page_title_and_heading(response)
         requests = self.extract_links(response, m, depth, title)
         # Logged before the page's outcome is recorded: a page recorded done has its links
         # on disk, so a resumed crawl can re-derive requests lost in flight.
@@ -222,7 +236,7 @@ class SiteSpider(BarometreSpider):
                 stored = HtmlResponse(url=response.url, body=body, request=response.request,
                                       encoding=self._stored_charset(record.document_id))
                 meta = response.meta
-                title = " ".join(stored.css("title::text").get("").split())
+                title = page_title_and_heading(stored)[0]
                 requests = self.extract_links(stored, meta["b_m"], meta.get("b_depth") or 0, title)
                 self.log_links(meta["b_m"], record.url, requests)
                 yield from requests

@@ -111,6 +111,7 @@ class Site:
 class Handler(BaseHTTPRequestHandler):
     server: "MockHTTPServer"
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # one round trip per answer, not a delayed ACK wait
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         pass
