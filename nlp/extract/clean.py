@@ -118,8 +118,9 @@ _STAMP_PHRASES = [
 ]
 STAMP_RE = re.compile(
     "|".join(_loose(p).replace("'", ".") for p in _STAMP_PHRASES)
-    + r"|\b\d\s?\d{2}-\d{9}-\d{8}-[\w.-]+-(?:DE|AR|AI|CC|BF|AU)\b"
-    + r"|\bID\s*:\s*\d{3}-\d{9}",
+    + r"|\b\d\s?\d{2}-\d{9}-[\d/]{8,9}-[\w.-]+-(?:DE|AR|AI|CC|BF|AU)\b"
+    + r"|\bID\s*:\s*\d{3}-\d{9}"
+    + r"|^\s*en\s+pr[ée]fecture\b",  # the second line of a two-line "Date de réception" label
     re.I,
 )
 # What is left of a fragment once its stamp phrases are gone, when it was all stamp.
@@ -135,6 +136,7 @@ def strip_stamps(text: str) -> tuple[str, bool]:
     if not STAMP_RE.search(text):
         return text, False
     rest = STAMP_RE.sub(" ", text)
+    rest = STAMP_RE.sub(" ", rest.strip())  # what the first pass uncovered at the start
     if _STAMP_REST.match(rest):
         return "", True
     # Dates right after a stamp label ("Envoi Préfecture : 26/05/2014") go with it.
@@ -437,29 +439,29 @@ def _paragraphs(lines: list[_Line], vocabulary: set[str]) -> list[str]:
 # --- document level -----------------------------------------------------------------------
 def clean_pages(pages: list[RawPage]) -> list[CleanPage]:
     """Clean the raw pages of one document (headers/footers need every page)."""
-    staged: list[tuple[RawPage, list[_Line], list[list[list[str]]], Counter]] = []
+    staged: list[tuple[RawPage, list[RawLine], Counter]] = []
     for page in pages:
         removed: Counter = Counter()
         lines = _fragment_lines(page, removed)
         lines = _drop_margin_column(lines, page.width, page.height, removed)
-        prose, tables = _split_tables(lines, removed)
-        flat = _reading_order(prose, page.width)
-        staged.append((page, flat, [*page.tables, *tables], removed))
+        staged.append((page, lines, removed))
 
-    # Running headers/footers: edge lines whose digit-blind text recurs at the same height
-    # (within 8 pt) on at least half the pages (two pages at least). The height condition keeps
-    # a body sentence that happens to recur ("Vote favorable à l'unanimité") in the body.
-    n_text_pages = sum(1 for _, flat, _, _ in staged if flat)
+    # Running headers/footers, before tables so that a two-part header ("DEPARTEMENT DE
+    # LOIRE-ATLANTIQUE …   CM 13 mai 2014 47") never joins a table: edge lines whose
+    # digit-blind text recurs at the same height (within 8 pt) on at least half the pages (two
+    # pages at least). The height condition keeps in the body a sentence that happens to recur
+    # ("Vote favorable à l'unanimité").
+    n_text_pages = sum(1 for _, lines, _ in staged if lines)
     threshold = max(2, (n_text_pages + 1) // 2)
     positions: dict[str, list[tuple[int, float]]] = {}
     edge_sets = []
-    for k, (page, flat, _, _) in enumerate(staged):
-        edges = _edge_lines(flat, page.height)
+    for k, (page, lines, _) in enumerate(staged):
+        edges = _edge_lines(lines, page.height)
         edge_sets.append({id(ln) for ln in edges})
         for ln in edges:
             positions.setdefault(_noise_key(ln.text), []).append((k, ln.top))
 
-    def repeated(ln: _Line) -> bool:
+    def repeated(ln: RawLine) -> bool:
         if n_text_pages < 2:
             return False
         key = _noise_key(ln.text)
@@ -468,30 +470,35 @@ def clean_pages(pages: list[RawPage]) -> list[CleanPage]:
         pages_near = {k for k, top in positions.get(key, ()) if abs(top - ln.top) <= 8}
         return len(pages_near) >= threshold
 
-    vocabulary = {
-        w.lower()
-        for _, flat, _, _ in staged for ln in flat for w in re.findall(r"\w+(?:-\w+)*", ln.text)
-    }
-    out = []
-    for (page, flat, tables, removed), edges in zip(staged, edge_sets):
+    laid_out = []
+    for (page, lines, removed), edges in zip(staged, edge_sets):
         body = []
-        for ln in flat:
+        for ln in lines:
             if id(ln) in edges and (PAGE_NUMBER_RE.match(ln.text) or repeated(ln)):
                 removed["header_footer"] += 1
                 continue
             body.append(ln)
-        out.append(CleanPage(
+        prose, tables = _split_tables(body, removed)
+        laid_out.append((page, _reading_order(prose, page.width), [*page.tables, *tables], removed))
+
+    vocabulary = {
+        w.lower()
+        for _, flat, _, _ in laid_out for ln in flat for w in re.findall(r"\w+(?:-\w+)*", ln.text)
+    }
+    return [
+        CleanPage(
             number=page.number,
-            paragraphs=_paragraphs(body, vocabulary),
+            paragraphs=_paragraphs(flat, vocabulary),
             tables=tables,
             method=page.method,
             ocr_confidence=page.ocr_confidence,
             removed=removed,
-        ))
-    return out
+        )
+        for page, flat, tables, removed in laid_out
+    ]
 
 
-def _edge_lines(lines: list[_Line], height: float) -> list[_Line]:
+def _edge_lines(lines: list, height: float) -> list:
     """Lines that may be running headers/footers: the first and last three of the page, and
     any line in the top or bottom 8% of it."""
     picked = {id(ln): ln for ln in lines[:3] + lines[-3:]}
