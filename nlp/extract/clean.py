@@ -8,8 +8,9 @@ What is removed from the body, and why:
 - prefecture stamps ("Accusé de réception – Ministère de l'intérieur", "Acte certifié
   exécutoire", "Réception en préfecture", the ``034-213401722-20140522-…-DE`` act id): added by
   the transmission software, they are not the deliberation's words;
-- margin columns: a narrow column of short lines beside the body in the top part of a page
-  (the Montpellier letterhead: service name, "Extrait du registre…", act number);
+- margin columns: a narrow column of short lines beside a full-width body in the top part of
+  the first page (the Montpellier letterhead: service name, "Extrait du registre…", act
+  number); the columns of a bulletin and the label column of a table on later pages stay;
 - running headers and footers: lines near the top or bottom of a page repeated on at least
   half the pages (digits ignored, so "page 3" and "page 4" are the same line), and lone page
   numbers;
@@ -153,6 +154,7 @@ _BULLET_START = re.compile(
     r"|(?-i:VU|CONSID[ÉE]RANT|D[ÉE]CIDE|APPROUVE|AUTORISE|PREND ACTE)\b)",
     re.I,
 )
+_LONE_BULLET = re.compile(r"^(?:[•\-–—*►▪➢→o]|\d{1,2}[.)°]|[a-z][.)]|[IVX]{1,4}[.)])$")
 _SENTENCE_END = re.compile(r"[.:;!?»\"”)]$")
 
 
@@ -201,8 +203,15 @@ def _fragment_lines(page: RawPage, removed: Counter) -> list[RawLine]:
                 if not text:
                     continue
             frags.append(Fragment(text, f.x0, f.top, f.x1, f.bottom))
-        if frags:
-            out.append(RawLine(frags))
+        # A bullet set apart from its item by a tab is part of the item, not a cell.
+        merged: list[Fragment] = []
+        for f in frags:
+            if merged and _LONE_BULLET.match(merged[-1].text):
+                b = merged.pop()
+                f = Fragment(f"{b.text} {f.text}", b.x0, min(b.top, f.top), f.x1, max(b.bottom, f.bottom))
+            merged.append(f)
+        if merged:
+            out.append(RawLine(merged))
     return out
 
 
@@ -210,7 +219,9 @@ def _drop_margin_column(lines: list[RawLine], width: float, height: float, remov
     """Remove a letterhead margin column: >= 3 narrow left fragments beside body text, top 40%."""
     if width <= 0:
         return lines
-    wide = [f for ln in lines for f in ln.fragments if len(f.text) >= 25]
+    # Body text beside the column: a long fragment at least 45% of the page wide. Columns of a
+    # multi-column bulletin, or table cells, have only narrow neighbours and stay.
+    wide = [f for ln in lines for f in ln.fragments if len(f.text) >= 25 and f.x1 - f.x0 >= 0.45 * width]
 
     def candidate(f: Fragment) -> bool:
         if f.x1 > 0.36 * width or f.top > 0.4 * height or f.x1 <= 0:
@@ -443,7 +454,8 @@ def clean_pages(pages: list[RawPage]) -> list[CleanPage]:
     for page in pages:
         removed: Counter = Counter()
         lines = _fragment_lines(page, removed)
-        lines = _drop_margin_column(lines, page.width, page.height, removed)
+        if page.number == 1:  # letterhead margin columns sit on the first page only
+            lines = _drop_margin_column(lines, page.width, page.height, removed)
         staged.append((page, lines, removed))
 
     # Running headers/footers, before tables so that a two-part header ("DEPARTEMENT DE
