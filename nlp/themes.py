@@ -321,12 +321,16 @@ class ThemeAnnotator:
             frozenset(add(w) for w in words)
             for words in (NEG_CUES, NEG_ADVERBS, NEG_PARTICLES, NEG_CLAUSE, {"'", "’", "-"})
         )
-        # Lexeme flags (computed once per word type, read in C by Doc.to_array) for the
-        # fast sentence splitter: sentence-final marks and blank lines, opening marks.
-        final_chars = set(Sentencizer.default_punct_chars)
-        self._flag_final = self.pipeline.vocab.add_flag(
-            lambda text: text in final_chars or (text.isspace() and text.count("\n") >= 2))
-        self._flag_open = self.pipeline.vocab.add_flag(lambda text: text in OPENING_MARKS)
+        if mode == "fast":
+            # Lexeme flags (computed once per word type, read in C by Doc.to_array) for the
+            # fast sentence splitter: sentence-final marks and blank lines, opening marks.
+            final_chars = set(Sentencizer.default_punct_chars)
+            self._flag_final = self.pipeline.vocab.add_flag(
+                lambda text: text in final_chars or (text.isspace() and text.count("\n") >= 2))
+            self._flag_open = self.pipeline.vocab.add_flag(lambda text: text in OPENING_MARKS)
+        else:
+            # The parser gives the sentences; no flag is added to a (possibly shared) model vocab.
+            self._flag_final = self._flag_open = IS_PUNCT
         # Fast path: lemma terms are lemmatized once, at build time, by the real model
         # (spaCy#4100: what the matcher compares must come from the same lemmatizer),
         # then expanded to inflected forms; the model is not kept.
@@ -851,6 +855,13 @@ def split_long_text(text: str, limit: int) -> Iterator[tuple[int, str]]:
             cut = limit
         yield pos, text[pos:pos + cut]
         pos += cut
+
+
+def build_annotator(lexicon_dir: Path, model: str = DEFAULT_MODEL, mode: str = "fast",
+                    context_window: int | None = 1) -> ThemeAnnotator:
+    """Load and validate the lexicons of ``lexicon_dir`` and compile an annotator."""
+    return ThemeAnnotator(load_lexicons(Path(lexicon_dir)), model=model, mode=mode,
+                          context_window=context_window)
 
 
 # --------------------------------------------------------------------------------------
