@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from nlp.extract.engines import Fragment, RawLine, RawPage
 
-CLEANING_VERSION = "1"
+CLEANING_VERSION = "2"
 
 # --- character level ----------------------------------------------------------------------
 # Compatibility characters folded with NFKC (the rest of the text only gets NFC, which keeps

@@ -172,7 +172,12 @@ def run_extract(
             store.save_extraction(doc.id, _failure("error", f"file missing: {doc.path}", ("none", "0"), 0))
             counts["error"] += 1
             continue
-        _, key = planned_key(path, settings, hints)
+        try:
+            _, key = planned_key(path, settings, hints)
+        except OSError as exc:  # unreadable file: recorded, the batch goes on
+            store.save_extraction(doc.id, _failure("error", f"cannot read {doc.path}: {exc}", ("none", "0"), 0))
+            counts["error"] += 1
+            continue
         row = store.get_extraction_row(doc.id, key[0], key[1], clean.CLEANING_VERSION)
         if row and not settings.force and not (row["status"] == "no-text-layer" and ocr_on):
             counts["unchanged"] += 1
