@@ -342,3 +342,31 @@ def test_seeding_without_lexicons_is_a_clear_error(pipeline, tmp_path):
         run_topics(paragraphs, documents, tmp_path,
                    _settings(seed_with_lexicons=True, lexicon_dir=tmp_path / "none"),
                    pipeline=pipeline)
+
+
+def test_sampled_lemmatizer_agrees_with_full_pipeline(corpus, pipeline):
+    from nlp.topics import lemmatize, sampled_lemmatize
+
+    texts = corpus[0]["text"].tolist()[:120]
+    full = lemmatize(texts, pipeline)
+    fast, stats = sampled_lemmatize(texts, pipeline, sample_size=60, seed=1)
+    assert stats["sample"] == 60 and stats["forms_learnt"] > 100
+    same = sum(a == b for f, s in zip(full, fast) for a, b in zip(f.split(), s.split()))
+    total = sum(len(f.split()) for f in full)
+    assert same / total > 0.9
+    # In-context lemmas, not the context-free lookup's "donner" for "données".
+    assert "donnée" in " ".join(fast) and "donner" not in " ".join(fast)
+    again, _ = sampled_lemmatize(texts, pipeline, sample_size=60, seed=1)
+    assert again == fast
+
+
+def test_umap_fitted_on_a_sample_for_large_corpora(corpus, pipeline, tmp_path):
+    from sklearn.metrics import normalized_mutual_info_score
+
+    summary = run_topics(*corpus, tmp_path, _settings(umap_sample=150), pipeline=pipeline)
+    assert "fitted on 150 sampled chunks" in summary["method_message"]
+    dt = pd.read_parquet(tmp_path / "tables" / "doc_topics.parquet")
+    assert normalized_mutual_info_score(dt["themes"].map(lambda t: t[0]), dt["topic"]) > 0.6
+    again = run_topics(*corpus, tmp_path / "again", _settings(umap_sample=150), pipeline=pipeline)
+    assert again["n_topics"] == summary["n_topics"]
+    pd.testing.assert_frame_equal(_assignments(tmp_path), _assignments(tmp_path / "again"))
