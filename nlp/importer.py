@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from nlp import mediatypes
+from crawler import media
 from nlp.errors import BarometreError
 from nlp.store import CorpusStore, utcnow
 
@@ -70,10 +70,11 @@ def _import_one(store: CorpusStore, path: Path, metropole: str, url: str,
         data = path.read_bytes()
     except OSError as exc:
         return "error", None, f"cannot read: {exc.strerror}"
-    media_type = mediatypes.detect(data[:8192], name=path.name)
-    if media_type not in mediatypes.DOCUMENT_TYPES:
+    # The crawler's detection (bytes first, then name): one rule for both ways in.
+    media_type, _charset, ext = media.detect_media_type(data, url=path.name)
+    if media_type not in media.DOCUMENT_TYPES and not media.is_html(media_type):
         return "unsupported-type", None, f"media type {media_type}"
-    doc_id, created = store.add_document(data, media_type, mediatypes.EXTENSION.get(media_type))
+    doc_id, created = store.add_document(data, media_type, ext)
     store.add_source(
         doc_id, metropole, url, page_title=path.stem, fetched_at=utcnow(), origin="import",
         metadata={"filename": path.name},
