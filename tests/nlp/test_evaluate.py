@@ -94,8 +94,8 @@ def test_figures_on_the_real_dev_split():
 
     report = evaluate(DEV, ROOT / "lexicons")
     assert report.n_items == 233
-    assert report.macro_f1 >= 0.80
-    assert report.numerique_f1 >= 0.95
+    assert report.macro_f1 >= 0.84
+    assert report.numerique_f1 >= 0.96
     for theme in THEMES:
         s = report.scores[theme]
         if s.support >= 5:
