@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
-import re
 import unicodedata
 from bisect import bisect_right
 from collections import deque
@@ -359,7 +358,6 @@ class ThemeAnnotator:
             self._term_lemma = self._lemmatize_terms(_lemma_inputs(rules))
         lemma_docs_needed = [r for r in rules if r.match == "lemma"]
         lemma_patterns = self._lemma_patterns(lemma_docs_needed)
-        lemma_phrase_docs: dict[str, list[Doc]] = {}
         for rule in rules:
             self._rules[rule.id] = rule
             if rule.match == "lower":
@@ -367,7 +365,7 @@ class ThemeAnnotator:
                 self._lower.add(rule.id, docs)
             elif rule.match == "lemma":
                 self._norm.add(rule.id, lemma_patterns[rule.id])
-            elif self._add_as_phrases(rule, lemma_phrase_docs):
+            elif self._add_as_phrases(rule):
                 continue
             else:
                 lex = self._lexicon_of[rule.lexicon]
@@ -383,7 +381,7 @@ class ThemeAnnotator:
                 else:
                     self._matcher.add(rule.id, translated, greedy="LONGEST")
 
-    def _add_as_phrases(self, rule: TermRule, _unused: dict) -> bool:
+    def _add_as_phrases(self, rule: TermRule) -> bool:
         """Token patterns without operators, all on LEMMA or all on LOWER, with at most 2,000
         combinations, are expanded into phrase patterns: the PhraseMatcher is much faster
         than the Matcher and gives the same matches. Returns False when not applicable."""
