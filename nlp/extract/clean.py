@@ -62,10 +62,11 @@ def normalize_text(text: str) -> str:
     else:
         text = text.replace("\t", " ")
     text = _BULLET_CHARS.sub("•", text)
-    return re.sub(r" {2,}", " ", text).strip()
+    return _MULTI_SPACE.sub(" ", text).strip()
 
 
 _WORD = re.compile(r"\S+")
+_MULTI_SPACE = re.compile(r" {2,}")
 _DOUBLED_HINT = re.compile(r"(\S)\1(\S)\2")
 
 
@@ -124,6 +125,9 @@ STAMP_RE = re.compile(
     + r"|^\s*en\s+pr[ée]fecture\b",  # the second line of a two-line "Date de réception" label
     re.I,
 )
+# Cheap pre-filter: every stamp pattern holds one of these intact, even when pdfminer cuts
+# a word of it ("Ac te Certifié", "R éception en Préfecture").
+_STAMP_HINT = re.compile(r"accus|minist|certifi|pr[ée]fe|transmission|affich|\d{9}|ID\s*:", re.I)
 # What is left of a fragment once its stamp phrases are gone, when it was all stamp.
 _STAMP_REST = re.compile(r"^[\s:;,.–—\-/\d]*$")
 
@@ -134,7 +138,7 @@ def strip_stamps(text: str) -> tuple[str, bool]:
     Output: the remaining text ("" when the fragment was only stamp, dates included) and
     whether anything was removed.
     """
-    if not STAMP_RE.search(text):
+    if not _STAMP_HINT.search(text) or not STAMP_RE.search(text):
         return text, False
     rest = STAMP_RE.sub(" ", text)
     rest = STAMP_RE.sub(" ", rest.strip())  # what the first pass uncovered at the start
@@ -345,8 +349,13 @@ def _reading_order(lines: list[RawLine], width: float) -> list[_Line]:
     return out
 
 
+_DIGITS = re.compile(r"\d+")
+_WHITE = re.compile(r"\s+")
+_VOCAB_WORD = re.compile(r"\w+(?:-\w+)*")
+
+
 def _noise_key(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"\d+", "#", text.lower())).strip()
+    return _WHITE.sub(" ", _DIGITS.sub("#", text.lower())).strip()
 
 
 # --- hyphenation and paragraphs -----------------------------------------------------------
@@ -495,7 +504,7 @@ def clean_pages(pages: list[RawPage]) -> list[CleanPage]:
 
     vocabulary = {
         w.lower()
-        for _, flat, _, _ in laid_out for ln in flat for w in re.findall(r"\w+(?:-\w+)*", ln.text)
+        for _, flat, _, _ in laid_out for ln in flat for w in _VOCAB_WORD.findall(ln.text)
     }
     return [
         CleanPage(

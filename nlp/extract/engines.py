@@ -264,49 +264,55 @@ def _pdfium_page(textpage, number: int, width: float, height: float) -> RawPage:
         # Spaces PDFium generated (between two text objects: columns, cells) are always
         # checked; typed spaces only in lines wider than their characters would fill.
         wide = frag.x1 - frag.x0 > len(frag.text) * typical * h * 1.1 + GAP_EM * h
-        page.lines.append(RawLine(_split_wide_gaps(boxes, frag.text, first, h, all_spaces=wide)))
+        page.lines.append(RawLine(_split_wide_gaps(boxes, frag, first, h, all_spaces=wide)))
     return page
 
 
 _PDFIUM_LINE = re.compile(r"([^\r\n\ufffe]*)(\ufffe|\r\n|\r|\n|$)")
 
 
-def _split_wide_gaps(boxes: _Boxes, text: str, first: int, h: float, all_spaces: bool) -> list[Fragment]:
+def _split_wide_gaps(boxes: _Boxes, frag: Fragment, first: int, h: float, all_spaces: bool) -> list[Fragment]:
     """Cut a line at the spaces where the ink leaves a gap wider than ``GAP_EM`` heights.
 
-    Only generated spaces and runs of spaces are measured unless ``all_spaces``.
+    Only generated spaces and runs of spaces are measured unless ``all_spaces``. Most lines
+    have no such gap and come back as the one fragment given.
     """
-    if text.isascii() or _utf16_len(text) == len(text):
-        def index(i: int) -> int:
-            return first + i
+    text = frag.text
+    n = len(text)
+    if _utf16_len(text) == n:
+        offsets = None
     else:
         offsets, off = [], 0
         for c in text:
             offsets.append(off)
             off += 2 if ord(c) > 0xFFFF else 1
-
-        def index(i: int) -> int:
-            return first + offsets[i]
+    generated, raw = boxes._gen, boxes._raw
+    limit = GAP_EM * h
+    cuts: list[tuple[int, int]] = []  # (last index before the gap, first index after it)
+    i = text.find(" ")
+    while i != -1:
+        j = i + 1
+        while j < n and text[j] == " ":
+            j += 1
+        if 0 < i and j < n:
+            a, b = (first + i - 1, first + j) if offsets is None else (first + offsets[i - 1], first + offsets[j])
+            if (all_spaces or j - i > 1 or generated(raw, a + 1) == 1) and boxes(b)[0] - boxes(a)[2] > limit:
+                cuts.append((i - 1, j))
+        i = text.find(" ", j)
+    if not cuts:
+        return [frag]
 
     def piece(i: int, j: int) -> Fragment:
-        a, b = boxes(index(i)), boxes(index(j))
+        ia, ib = (first + i, first + j) if offsets is None else (first + offsets[i], first + offsets[j])
+        a, b = boxes(ia), boxes(ib)
         return Fragment(text[i : j + 1].strip(), min(a[0], b[0]), min(a[1], b[1]),
                         max(a[2], b[2]), max(a[3], b[3]))
 
-    pieces: list[Fragment] = []
-    cursor = 0  # index in ``text`` where the current fragment starts
-    limit = GAP_EM * h
-    generated, raw = boxes._gen, boxes._raw
-    for m in _SPACES.finditer(text):
-        a, b = m.start() - 1, m.end()
-        if a < 0 or b >= len(text):
-            continue
-        if not all_spaces and b - a == 2 and generated(raw, index(a + 1)) != 1:
-            continue
-        if boxes(index(b))[0] - boxes(index(a))[2] > limit:
-            pieces.append(piece(cursor, a))
-            cursor = b
-    pieces.append(piece(cursor, len(text) - 1))
+    pieces, start = [], 0
+    for end, nxt in cuts:
+        pieces.append(piece(start, end))
+        start = nxt
+    pieces.append(piece(start, n - 1))
     return pieces
 
 

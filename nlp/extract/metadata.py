@@ -196,6 +196,9 @@ _TYPE_RULES: dict[str, list[tuple[str, float]]] = {
 }
 
 
+_TYPE_RULES_RX = {kind: [(re.compile(p, re.I), w) for p, w in rules] for kind, rules in _TYPE_RULES.items()}
+
+
 def classify_document(title: str, url: str, text: str, is_html: bool) -> tuple[str, float]:
     """``(doc_type, confidence)`` from keyword scores on title (x3), URL (x2) and text start.
 
@@ -204,9 +207,8 @@ def classify_document(title: str, url: str, text: str, is_html: bool) -> tuple[s
     """
     scores = dict.fromkeys(DOC_TYPES, 0.0)
     head = re.sub(r"\s+", " ", text[:4000]).lower()
-    for kind, rules in _TYPE_RULES.items():
-        for pattern, weight in rules:
-            rx = re.compile(pattern, re.I)
+    for kind, rules in _TYPE_RULES_RX.items():
+        for rx, weight in rules:
             if title and rx.search(title):
                 scores[kind] += 3 * weight
             if url and rx.search(url):
