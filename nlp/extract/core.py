@@ -250,7 +250,9 @@ def text_command(path: Path, engine: str = "auto", as_json: bool = False, ocr: b
     """``barometre text FILE``: the cleaned text of one local file, or with ``as_json`` a JSON
     object with its pages, tables, status, engine and metadata. Never touches a corpus.
 
-    Raises :class:`BarometreError` when the file does not exist.
+    Raises :class:`BarometreError` when the file does not exist, and in plain-text mode when
+    the file yields no text (the message carries the status: ``pdf-encrypted``, …).
+    Runs in this process: the worker time and memory limits of ``run_extract`` do not apply.
     """
     path = Path(path)
     if not path.is_file():
@@ -259,6 +261,9 @@ def text_command(path: Path, engine: str = "auto", as_json: bool = False, ocr: b
     result = extract_file(path, settings)
     if as_json:
         return json.dumps(result.to_dict(), ensure_ascii=False, indent=2)
-    if result.status not in ("ok", "ocr", "not-french", "html-as-pdf"):
+    if not result.text:
+        # Plain-text mode has nowhere else to say why there is no text.
+        raise BarometreError(f"{path}: {result.status}: {result.error or 'no text'}")
+    if result.status not in ("ok", "ocr"):
         log.warning("%s: %s (%s)", path, result.status, result.error)
     return result.text

@@ -373,3 +373,6 @@ def test_text_command(pdfs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         text_command(tmp_path / "missing.pdf")
     with pytest.raises(BarometreError):
         text_command(doc.path, engine="nope")
+    with pytest.raises(BarometreError, match="pdf-encrypted"):
+        text_command(pdfs["bad"]["encrypted"])
+    assert json.loads(text_command(pdfs["bad"]["encrypted"], as_json=True))["status"] == "pdf-encrypted"
