@@ -130,7 +130,8 @@ _DELIB_NUM = re.compile(
     r"|\b(DE-\d{4}[/-]\d{1,4})\b",
     re.I,
 )
-_OBJET = re.compile(r"^\s*objet\s*:?\s*(.+)$", re.I | re.M)
+_OBJET = re.compile(r"^\s*objet\s*:\s*(.+)$", re.I | re.M)
+_RAPPORTE = re.compile(r"\b(?:rapporte|expose|pr[ée]sente le rapport suivant)\s*:", re.I)
 
 
 def _hint(hints: dict[str, Any], *keys: str) -> Any:
@@ -140,8 +141,12 @@ def _hint(hints: dict[str, Any], *keys: str) -> Any:
     return None
 
 
-def find_deliberation(text: str, hints: dict[str, Any]) -> dict[str, str]:
-    """Number and object of a deliberation: SCDL fields first, then the text."""
+def find_deliberation(text: str, hints: dict[str, Any], paragraphs_text: str | None = None) -> dict[str, str]:
+    """Number and object of a deliberation: SCDL fields first, then the text.
+
+    ``paragraphs_text``: the cleaned text (paragraphs separated by blank lines), where the
+    title before "… rapporte :" is looked for; ``text`` by default.
+    """
     out: dict[str, str] = {}
     # SCDL columns (DELIB_ID, DELIB_OBJET) or the crawler's parsed row (delib_id, objet).
     number = _hint(hints, "DELIB_ID", "delib_id")
@@ -168,6 +173,15 @@ def find_deliberation(text: str, hints: dict[str, Any]) -> dict[str, str]:
         m = _OBJET.search(head)
         if m and len(m.group(1).strip()) > 5:
             out["delib_object"] = m.group(1).strip()
+    if "delib_object" not in out:
+        # "Monsieur le Maire … rapporte :" follows the act's title (Montpellier's layout).
+        paragraphs = [p.strip() for p in (paragraphs_text or head)[:8000].split("\n\n")]
+        for i, para in enumerate(paragraphs[1:], start=1):
+            if _RAPPORTE.search(para):
+                prev = paragraphs[i - 1]
+                if 10 < len(prev) <= 250 and not re.match(r"(?i)(absents?|pr[ée]sents?|excus)", prev):
+                    out["delib_object"] = prev
+                break
     return out
 
 
@@ -252,7 +266,9 @@ def document_metadata(raw_head: str, clean_text: str, hints: dict[str, Any] | No
         meta["date"] = d
         meta["date_source"] = source
     if doc_type == "deliberation" or _hint(hints, "DELIB_ID", "delib_id"):
-        meta.update(find_deliberation(both, hints))
+        # Numbers are looked for in the raw text too (the margin column holds them); the
+        # object in the clean paragraphs.
+        meta.update(find_deliberation(f"{raw_head}\n\n{clean_text[:6000]}", hints, clean_text))
     title = title or meta.get("delib_object") or _first_title_line(clean_text)
     if title:
         meta["title"] = unicodedata.normalize("NFC", re.sub(r"\s+", " ", str(title)).strip())

@@ -74,6 +74,7 @@ def test_montpellier_stamp_and_margin_column_out_of_body() -> None:
     assert meta["doc_type"] == "deliberation"
     assert meta["date"] == "2014-05-22" and meta["date_source"] == "text:seance"
     assert meta["delib_number"] == "2014/186"
+    assert meta["delib_object"] == meta["title"] == "Répartition des moyens alloués aux groupes d’élus"
     # The allocation grid is a table, not prose.
     assert result.tables and any("Front National" in " ".join(r) for t in result.tables for r in t.rows)
 
