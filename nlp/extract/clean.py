@@ -23,8 +23,9 @@ italics, odd spaces, soft hyphens), hyphenated line ends (``numé-`` + ``rique``
 but ``Saint-`` + ``Étienne`` and ``peut-`` + ``être`` keep their hyphen), and paragraphs are
 rebuilt from lines using vertical gaps, indentation, short last lines and list markers.
 
-Bump :data:`CLEANING_VERSION` whenever the output of this module changes: stored extractions
-with an older version are redone by ``barometre extract``.
+Bump :data:`CLEANING_VERSION` whenever the output of this module, or of the metadata rules
+(:mod:`nlp.extract.metadata`), changes: stored extractions with an older version are redone by
+``barometre extract``.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 
 from nlp.extract.engines import Fragment, RawLine, RawPage
 
-CLEANING_VERSION = "2"
+CLEANING_VERSION = "3"
 
 # --- character level ----------------------------------------------------------------------
 # Compatibility characters folded with NFKC (the rest of the text only gets NFC, which keeps

@@ -190,8 +190,9 @@ def run_extract(
     n_workers = max(1, min(settings.workers, len(todo)))
     workers = [_Worker(ctx, settings) for _ in range(n_workers)]
     queue = list(reversed(todo))
+    # On stderr, and only for a person watching (DESIGN.md §6: off when not a TTY).
     bar = tqdm(total=len(todo), unit="doc", desc="extract", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+               disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True)
 
     def record(doc_id: str, extraction: Extraction) -> None:
         store.save_extraction(doc_id, extraction)
