@@ -28,7 +28,7 @@ from typing import Any
 
 from nlp.errors import BarometreError
 from nlp.extract import clean, formats, metadata, ocr
-from nlp.extract.engines import ENGINES, ExtractFailure, RawPage, make_engine
+from nlp.extract.engines import ENGINES, ExtractFailure, make_engine
 from nlp.schema import Extraction, Page, Table
 
 log = logging.getLogger(__name__)
