@@ -51,6 +51,16 @@ FUNCTION_WORDS = frozenset(
     "de des du d' la le les l' à au aux en et ou pour par sur dans avec un une sans entre "
     "contre vers chez a est son sa ses leur leurs ce cette ces sous ne pas plus nos notre".split()
 )
+IRREGULAR_VERBS: dict[str, set[str]] = {
+    "être": set("est sont était étaient sera seront serait seraient été soit soient".split()),
+    "avoir": set("a ont avait avaient aura auront aurait eu eue eus eues ait aient".split()),
+    "faire": set("fait font faisait faisaient fera feront ferait faite faits faites".split()),
+    "pouvoir": set("peut peuvent pouvait pouvaient pourra pourront pourrait pu".split()),
+    "permettre": set("permet permettent permettait permis permise permettra permettrait".split()),
+    "mettre": set("met mettent mettait mis mise mises mettra".split()),
+    "prendre": set("prend prennent prenait pris prise prises prendra".split()),
+    "suffire": set("suffit suffisent suffisait suffira suffi".split()),
+}
 # Negation cues (DESIGN: "aucun partenariat n'a été conclu", "sans conseiller numérique",
 # "il n'existe pas de stratégie"). Scope: a few tokens before the hit, same sentence.
 NEG_CUES = frozenset({"aucun", "aucune", "sans", "ni", "jamais", "nul", "nulle", "absence", "faute"})
@@ -173,6 +183,12 @@ def _verb_forms(w: str) -> set[str]:
         for suf in ("is", "it", "issent", "issons", "issez", "i", "ie", "ies", "issant",
                     "issait", "issaient", "ira", "iront", "irait", "issement"):
             out.add(stem + suf)
+    elif len(w) >= 5 and w.endswith("re"):
+        stem = w[:-2]  # répondre, permettre, produire: candidates, filtered by the lookup tables
+        for suf in ("s", "", "t", "ons", "ez", "ent", "ait", "aient", "u", "ue", "us", "ues", "ant",
+                    "ra", "ront", "rait", "raient", "is", "it", "ise", "ises"):
+            out.add(stem + suf)
+    out |= IRREGULAR_VERBS.get(w, set())
     return out
 
 
