@@ -11,8 +11,8 @@ after a delay.
   is stored is asked for with ``If-None-Match`` / ``If-Modified-Since``.
 - :class:`BackoffRetryMiddleware` (replaces Scrapy's RetryMiddleware): retries 5xx, 408, 429
   and network errors with exponential backoff, and waits what a 429/503 ``Retry-After`` says.
-  The wait is a Twisted timer awaited in a coroutine middleware: the reactor keeps serving
-  other requests meanwhile (never ``time.sleep``).
+  The wait is a Twisted timer (a Deferred returned by the middleware): the reactor keeps
+  serving other requests meanwhile (never ``time.sleep``).
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from typing import Any
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import IgnoreRequest
-from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.misc import load_object
 
 log = logging.getLogger(__name__)
@@ -37,12 +36,13 @@ class BudgetSpent(IgnoreRequest):
     """The metropolis has used its page or byte budget."""
 
 
-async def sleep(seconds: float) -> None:
-    """Wait without blocking the reactor."""
+def later(seconds: float, value: Any) -> Any:
+    """A Deferred that fires with ``value`` after ``seconds``, without blocking the reactor
+    (a middleware may return it instead of a request or response)."""
     from twisted.internet import reactor
     from twisted.internet.task import deferLater
 
-    await maybe_deferred_to_future(deferLater(reactor, seconds, lambda: None))
+    return deferLater(reactor, seconds, lambda: value)
 
 
 def parse_retry_after(value: bytes | str | None, now: datetime | None = None) -> float | None:
@@ -143,7 +143,9 @@ class BackoffRetryMiddleware:
             priority_adjust=request.meta.get("priority_adjust", self.priority_adjust),
         )
 
-    async def process_response(self, request: Any, response: Any, spider: Any = None) -> Any:
+    # Plain methods, not coroutines: the common case (nothing to retry) returns at once, and a
+    # coroutine middleware costs an asyncio task per response.
+    def process_response(self, request: Any, response: Any, spider: Any = None) -> Any:
         spider = spider or self.crawler.spider
         if request.meta.get("dont_retry") or response.status not in self.retry_http_codes:
             return response
@@ -162,10 +164,9 @@ class BackoffRetryMiddleware:
         if retry is None:
             return response
         log.debug("retrying %s in %.2f s (HTTP %d)", request.url, delay, response.status)
-        await sleep(delay)
-        return retry
+        return later(delay, retry)
 
-    async def process_exception(self, request: Any, exception: Exception, spider: Any = None) -> Any:
+    def process_exception(self, request: Any, exception: Exception, spider: Any = None) -> Any:
         spider = spider or self.crawler.spider
         if request.meta.get("dont_retry") or not isinstance(exception, self.exceptions):
             return None
@@ -174,5 +175,4 @@ class BackoffRetryMiddleware:
             return None
         delay = self.backoff(request.meta.get("retry_times", 0))
         log.debug("retrying %s in %.2f s (%s)", request.url, delay, exception.__class__.__name__)
-        await sleep(delay)
-        return retry
+        return later(delay, retry)

@@ -35,7 +35,7 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Request, Response
 
 from crawler.focus import prepare_keywords
-from crawler.items import KEPT_HEADERS, DocumentItem, FetchRecord
+from crawler.items import KEPT_HEADERS, DocumentItem, FetchRecord, SourceItem
 from crawler.media import DOCUMENT_TYPES, detect_media_type, is_html
 from crawler.middlewares import AlreadyDone, BudgetSpent
 from crawler.registry import Metropole, load_registry, normalise_url, registry_from_dict
@@ -81,6 +81,10 @@ def classify_failure(failure: Any) -> tuple[str | None, str]:
     message = f"{exc.__class__.__name__}: {exc}"[:500]
     if failure.check(AlreadyDone, BudgetSpent):
         return None, message
+    from scrapy.spidermiddlewares.httperror import HttpError
+
+    if failure.check(HttpError):  # a status outside HANDLED_STATUSES
+        return http_status_slug(exc.response.status), message
     if failure.check(IgnoreRequest):
         if "robots.txt" in str(exc):
             return "robots-disallowed", message
@@ -281,6 +285,10 @@ class BarometreSpider(scrapy.Spider):
         }
         if always:
             meta["b_always"] = True
+        if kind == "document":
+            # A file linked from an allowed page may be served from elsewhere (a CDN, a
+            # document store) after a redirect: follow it there.
+            meta["allow_offsite"] = True
         if extra_meta:
             meta.update(extra_meta)
         headers = {"Referer": referer} if referer else None
@@ -357,6 +365,20 @@ class BarometreSpider(scrapy.Spider):
             referer=meta.get("b_ref"), depth=meta.get("b_depth"), nbytes=0,
             document_id=previous.get("document_id"), aliases=aliases,
         )
+        if meta.get("b_meta") and previous.get("document_id"):
+            # The file did not change but its dataset row may have: refresh the metadata
+            # (the source keeps the status and headers of the answer that gave the bytes).
+            url = self.final_url(response)
+            stored = next((s for s in self.store.sources(document_id=previous["document_id"])
+                           if s["metropole"] == m and s["url"] == url), None)
+            yield SourceItem(
+                previous["document_id"], m, url,
+                stored["http_status"] if stored else 200, fetched_at=stored["fetched_at"] if stored else utcnow(),
+                headers=stored["headers"] if stored else {}, etag=previous.get("etag"),
+                last_modified=previous.get("last_modified"),
+                referer=meta.get("b_ref"), anchor_text=meta.get("b_anchor"), origin=self.origin,
+                metadata=dict(meta["b_meta"], spider=self.name),
+            )
 
     def handle_page(self, response: Response, media: str, charset: str | None,
                     aliases: list[str]) -> Iterator[Any]:

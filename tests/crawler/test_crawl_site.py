@@ -210,3 +210,10 @@ def test_registry_errors_surface_before_crawling(server, tmp_path):
         run_crawl(bad, tmp_path / "c", tmp_path / "o")
     with pytest.raises(RegistryError, match="testville"):
         run_crawl(fixture_registry(server), tmp_path / "c", tmp_path / "o", metropoles=["nowhere"])
+
+
+def test_recrawl_keeps_scdl_provenance(crawl):
+    """After the conditional re-crawl (test above), SCDL sources keep status 200 and metadata."""
+    s = next(s for s in crawl["store"].sources() if s["url"].endswith("/delib-files/2024-001.pdf"))
+    assert s["http_status"] == 200 and s["metadata"]["delib_id"] == "2024-001"
+    assert s["headers"]["Content-Type"] == "application/pdf"
