@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from nlp.extract.engines import Fragment, RawLine, RawPage
 
-CLEANING_VERSION = "3"
+CLEANING_VERSION = "4"
 
 # --- character level ----------------------------------------------------------------------
 # Compatibility characters folded with NFKC (the rest of the text only gets NFC, which keeps
@@ -159,6 +159,9 @@ _BULLET_START = re.compile(
     r"|(?-i:VU|CONSID[ÉE]RANT|D[ÉE]CIDE|APPROUVE|AUTORISE|PREND ACTE)\b)",
     re.I,
 )
+# First words of the short "… :" labels of minutes ("Le Président décide :", "Absents :").
+_LABEL_STARTS = {"Le", "La", "Les", "Il", "Elle", "Monsieur", "Madame", "Absents", "Absent",
+                 "Présents", "Excusés", "Étaient", "Etaient", "Pouvoirs", "Objet", "Ordre", "Vote"}
 _LONE_BULLET = re.compile(r"^(?:[•\-–—*►▪➢→o]|\d{1,2}[.)°]|[a-z][.)]|[IVX]{1,4}[.)])$")
 _SENTENCE_END = re.compile(r"[.:;!?»\"”)]$")
 
@@ -432,7 +435,13 @@ def _paragraphs(lines: list[_Line], vocabulary: set[str]) -> list[str]:
         if current.endswith("-") and len(current) > 1 and current[-2].isalpha() and text[:1].isalpha():
             brk = False
         else:
-            brk = bool(_BULLET_START.match(text))
+            # A short capitalised line ending with a colon is a label of its own ("Absents :",
+            # "Le Président décide :"), whatever precedes it.
+            brk = bool(_BULLET_START.match(text)) or (
+                len(text) <= 45 and text.endswith(":")
+                and (_SENTENCE_END.search(prev.text) is not None
+                     or text.split(" ", 1)[0] in _LABEL_STARTS)
+            )
             if has_geometry and not brk:
                 gap = ln.top - prev.bottom
                 short_prev = prev.x1 < right_edge(prev) - 3 * h_med
