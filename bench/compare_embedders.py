@@ -115,6 +115,10 @@ def alignment(paragraphs: pd.DataFrame, outputs: Path) -> dict[str, float]:
             out[f"nmi_{name}"] = out[f"purity_{name}"] = float("nan")
             continue
         out[f"nmi_{name}"] = normalized_mutual_info_score(labels, d[col])
+        # Chance level: the same topic sizes, shuffled (NMI grows with the number of topics).
+        rng = np.random.default_rng(0)
+        out[f"nmi_random_{name}"] = float(np.mean([normalized_mutual_info_score(
+            labels, rng.permutation(d[col].to_numpy())) for _ in range(20)]))
         purity = d.assign(l=labels.values).groupby(col)["l"].agg(lambda s: s.value_counts().iloc[0]).sum() / len(d)
         out[f"purity_{name}"] = purity
     return out
@@ -153,7 +157,8 @@ def main() -> None:
             "outliers before": f"{summary['outlier_share_before']:.0%}",
             "outliers after": f"{summary['outlier_share_after']:.0%}",
             "diversity": f"{summary['diversity']:.2f}", "mean NPMI": f"{summary['mean_npmi']:.3f}",
-            "NMI gold (before)": f"{al['nmi_before']:.3f}", "purity gold (before)": f"{al['purity_before']:.2f}",
+            "NMI gold (before)": f"{al['nmi_before']:.3f}",
+            "NMI chance (before)": f"{al['nmi_random_before']:.3f}", "purity gold (before)": f"{al['purity_before']:.2f}",
             "NMI gold (after)": f"{al['nmi_after']:.3f}", "purity gold (after)": f"{al['purity_after']:.2f}",
             "gold chunks": al["gold_chunks"],
             "embed s": summary["timings"]["embed_s"], "fit s": summary["timings"]["fit_s"],
