@@ -51,7 +51,7 @@ class DocumentItem:
     ``metadata``: depth, relevance, redirect chain, SCDL fields for deliberations.
     """
 
-    body: bytes
+    body: bytes = field(repr=False)  # never in logs
     media_type: str
     ext: str
     metropole: str

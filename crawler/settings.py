@@ -54,6 +54,11 @@ MEDIA_ALLOW_REDIRECTS = True
 DOWNLOAD_MAXSIZE = 50 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 0
 
+# Items of one response processed in parallel by the pipeline. The store pipeline is
+# synchronous, so Scrapy's default (100) only costs: it sets up 100 cooperative tasks per
+# response even when the response yields one item.
+CONCURRENT_ITEMS = 8
+
 # --- crawl order -------------------------------------------------------------------------
 # Depth is handled per metropolis by the spider (registry limits); Scrapy's own depth limit
 # stays off. Priority comes from the relevance score.

@@ -250,6 +250,7 @@ class BarometreSpider(scrapy.Spider):
                 if m not in self.metros:
                     continue
                 for url, kind, depth, anchor, ctx, priority, callback in entry["links"]:
+                    self.replay_link(m, url, kind)
                     if (m, url) in seen or self.is_done(m, url):
                         continue
                     seen.add((m, url))
@@ -258,6 +259,10 @@ class BarometreSpider(scrapy.Spider):
                         context_title=ctx, priority=priority, dont_filter=True,
                         callback=getattr(self, callback) if callback else None,
                     )
+
+    def replay_link(self, metropole: str, url: str, kind: str | None) -> None:
+        """Resume hook: a link the interrupted run scheduled, in its order (subclasses restore
+        their in-memory guards from it)."""
 
     # -- requests -------------------------------------------------------------------------
     def make_request(

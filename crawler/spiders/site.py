@@ -74,7 +74,14 @@ class SiteSpider(BarometreSpider):
         for request in self.start_requests():
             yield request
 
+    def replay_link(self, metropole: str, url: str, kind: str | None) -> None:
+        if kind == "page":
+            # The same trap decisions as the interrupted run (the guard lives in memory).
+            self.traps.allow(metropole, url)
+
     def start_requests(self) -> Iterator[Request]:  # Scrapy < 2.13
+        # Read the links log first: it restores the trap guard before any page is parsed.
+        relogged = list(self.relogged_requests())
         for slug, m in self.metros.items():
             for url in m.start_urls:
                 url = normalise_url(url)
@@ -95,7 +102,7 @@ class SiteSpider(BarometreSpider):
                     yield self.make_request(slug, normalise_url(url), kind="sitemap", depth=0,
                                             priority=900, callback=self.parse_sitemap, always=True,
                                             dont_filter=True)
-        yield from self.relogged_requests()
+        yield from relogged
 
     # -- sitemaps -------------------------------------------------------------------------
     def parse_robots(self, response: Response) -> Iterator[Request]:
