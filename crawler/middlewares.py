@@ -5,7 +5,7 @@ slug, ``b_url`` normalised URL, ``b_kind`` page|document|dataset). Output: reque
 (already done in a resumed crawl, budget spent), requests made conditional, responses retried
 after a delay.
 
-- :class:`CrawlGateMiddleware` (before robots.txt): in a resumed crawl, a URL whose outcome the
+- :class:`CrawlGateMiddleware` (after robots.txt, so disallowed URLs use no budget): in a resumed crawl, a URL whose outcome the
   store already holds (since the crawl began) is not fetched again; once a metropolis has spent
   its page or byte budget, its queued requests are dropped; in a re-crawl, a URL whose document
   is stored is asked for with ``If-None-Match`` / ``If-Modified-Since``.
@@ -92,6 +92,8 @@ class CrawlGateMiddleware:
         if spider.budget_spent(metropole, kind):
             stats.inc_value("barometre/skipped/budget")
             raise BudgetSpent(f"budget of {metropole} spent: {url}")
+        if kind == "page":
+            spider.page_started(metropole)
         if "If-None-Match" not in request.headers and "If-Modified-Since" not in request.headers:
             previous = spider.store.get_fetch(metropole, url)
             # Only for URLs whose bytes the store holds: a 304 must leave something to read

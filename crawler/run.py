@@ -72,6 +72,12 @@ class CrawlSummary:
             out[col] = sum(int(r.get(col) or 0) for r in self.rows)
         return out
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (for run_info.json)."""
+        return {"rows": self.rows, "totals": self.totals(),
+                "csv_path": str(self.csv_path) if self.csv_path else None,
+                "returncode": self.returncode}
+
     def to_text(self) -> str:
         """A plain-text table for the terminal (only non-empty status columns)."""
         cols = ["metropole", "pages_seen", "documents", "bytes"] + [

@@ -90,7 +90,8 @@ BAROMETRE_RSS_MILESTONES: list[int] = []
 BAROMETRE_STATS_FILE = None
 
 DOWNLOADER_MIDDLEWARES = {
-    "crawler.middlewares.CrawlGateMiddleware": 50,
+    # After RobotsTxtMiddleware (100): a disallowed URL spends no page budget.
+    "crawler.middlewares.CrawlGateMiddleware": 120,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.BackoffRetryMiddleware": 550,
 }

@@ -160,6 +160,8 @@ class BarometreSpider(scrapy.Spider):
         }
         self._corpus_arg = corpus_dir
         self._resume_arg = resume
+        # Page requests let through by the gate (counted when they leave for the downloader,
+        # so that requests waiting in the downloader's queue cannot overshoot max_pages).
         self.pages_fetched: Counter[str] = Counter()
         self.bytes_fetched: Counter[str] = Counter()
         self.done_since: str | None = None
@@ -222,6 +224,9 @@ class BarometreSpider(scrapy.Spider):
         if self.bytes_fetched[metropole] >= m.limits.max_total_bytes:
             return True
         return kind == "page" and self.pages_fetched[metropole] >= m.limits.max_pages
+
+    def page_started(self, metropole: str) -> None:
+        self.pages_fetched[metropole] += 1
 
     def log_links(self, metropole: str, url: str, requests: list[Request]) -> None:
         """Append a parsed page's outgoing requests to ``links.jsonl`` (resume)."""
@@ -363,8 +368,6 @@ class BarometreSpider(scrapy.Spider):
         m = meta["b_m"]
         previous = self.store.get_fetch(m, meta["b_url"]) or {}
         kind = previous.get("kind") or meta["b_kind"]
-        if kind == "page":
-            self.pages_fetched[m] += 1
         yield FetchRecord(
             m, self.final_url(response), "not-modified", kind, http_status=304,
             referer=meta.get("b_ref"), depth=meta.get("b_depth"), nbytes=0,

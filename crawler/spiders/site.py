@@ -212,7 +212,6 @@ class SiteSpider(BarometreSpider):
                     aliases: list[str]) -> Iterator[Any]:
         meta = response.meta
         m, depth = meta["b_m"], meta.get("b_depth") or 0
-        self.pages_fetched[m] += 1
         title, heading = page_title_and_heading(response)
         requests = self.extract_links(response, m, depth, title)
         # Logged before the page's outcome is recorded: a page recorded done has its links
