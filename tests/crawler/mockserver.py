@@ -40,6 +40,8 @@ URLs (``P`` = the server's own ``http://127.0.0.1:<port>``):
 - ``/data/deliberations.csv``: an SCDL CSV (``;``, BOM) with 4 rows: 3 with DELIB_URLs to
   ``/delib-files/2024-00k.pdf`` and one bad row (no DELIB_ID).
 - ``/delib-files/2024-001..3.pdf``: the deliberations of the CSV (PDF).
+- ``/data/ods-export.json``: an Opendatasoft Explore v2.1 JSON export (2 records, lower-case
+  SCDL field names) whose ``delib_url`` point at ``/delib-files/2024-001..2.pdf``.
 - ``/gen/<n>``: generated site for the benchmark: page n links to pages 2n+1 and 2n+2 (up to
   ``?max=N``, default 10000) and ``/gen/<n>`` is a few hundred bytes of HTML.
 """
@@ -276,6 +278,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(429, b"slow down", "text/plain", {"Retry-After": "1"}, conditional=False)
         if path == "/slow.pdf":
             time.sleep(SLOW_SECONDS)
+        if path == "/data/ods-export.json":
+            return self.send(200, ods_json(base), "application/json; charset=utf-8")
         if path == "/data/deliberations.csv":
             return self.send(200, scdl_csv(base), "text/csv; charset=utf-8")
         if path.startswith("/gen/"):
@@ -302,6 +306,18 @@ def scdl_csv(base: str) -> bytes:
     rows.append(f"Métropole de test;10000000900009;;2024-03-20;8.9;Autres domaines;Sans identifiant;;;;;"
                 f"90;88;80;5;3;{base}/delib-files/2024-009.pdf")
     return ("\ufeff" + "\r\n".join(rows) + "\r\n").encode("utf-8")
+
+
+def ods_json(base: str) -> bytes:
+    """An Opendatasoft Explore API v2.1 JSON export (``/exports/json``) of deliberations."""
+    records = [
+        {"coll_nom": "Métropole de test", "coll_siret": "10000000900009", "delib_id": f"ODS-{k}",
+         "delib_date": f"2024-04-0{k}", "delib_matiere_code": "5.2", "delib_matiere_nom": "Fonctionnement des assemblées",
+         "delib_objet": f"Feuille de route numérique, volet {k}", "vote_pour": 70 + k,
+         "delib_url": f"{base}/delib-files/2024-00{k}.pdf"}
+        for k in (1, 2)
+    ]
+    return json.dumps(records, ensure_ascii=False).encode("utf-8")
 
 
 class MockHTTPServer(ThreadingHTTPServer):
