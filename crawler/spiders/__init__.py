@@ -195,7 +195,7 @@ class BarometreSpider(scrapy.Spider):
             # Budgets already spent by the interrupted run.
             for f in self.store.fetches(list(self.metros)):
                 if f["fetched_at"] >= self.done_since:
-                    if f["kind"] == "page":
+                    if f["kind"] == "page" and f["status"] != "robots-disallowed":
                         self.pages_fetched[f["metropole"]] += 1
                     self.bytes_fetched[f["metropole"]] += f["bytes"] or 0
         if self.jobdir is not None:
