@@ -34,8 +34,7 @@ from nlp.lexicons import load_lexicons  # noqa: E402
 from nlp.themes import ThemeAnnotator, label_texts  # noqa: E402
 
 
-def shared_data() -> Path:
-    return Path(os.environ.get("BAROMETRE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+from nlp.config import shared_data_dir as shared_data  # noqa: E402
 
 
 def corpus(data: Path) -> list[str]:

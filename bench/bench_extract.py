@@ -35,9 +35,7 @@ from nlp.extract import ExtractSettings, extract_file, run_extract  # noqa: E402
 from nlp.store import CorpusStore  # noqa: E402
 
 
-def shared_data() -> Path:
-    env = os.environ.get("BAROMETRE_SHARED_DATA")
-    return Path(env) if env else ROOT / ".." / "shared" / "data"
+from nlp.config import shared_data_dir as shared_data  # noqa: E402
 
 
 def count_pages(path: Path) -> int:

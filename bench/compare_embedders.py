@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import tempfile
@@ -36,9 +35,7 @@ DIGITAL_RE = re.compile(
     r"|logiciel|site web|wifi|wi-fi|fibre|t[ée]l[ée]service|open data|plateforme|cnil", re.I)
 
 
-def shared_data() -> Path:
-    env = os.environ.get("BAROMETRE_SHARED_DATA")
-    return Path(env) if env else ROOT / ".." / "shared" / "data"
+from nlp.config import shared_data_dir as shared_data  # noqa: E402
 
 
 def _pdf_paragraphs(path: Path) -> list[tuple[int, str]]:

@@ -32,7 +32,6 @@ import argparse
 import difflib
 import importlib.util
 import json
-import os
 import re
 import sys
 import tempfile
@@ -49,9 +48,7 @@ from nlp.extract.clean import STAMP_RE  # noqa: E402
 VARIANTS = ["pdfplumber raw", "pdfium raw", "pdfplumber", "pdfium"]
 
 
-def shared_data() -> Path:
-    env = os.environ.get("BAROMETRE_SHARED_DATA")
-    return Path(env) if env else ROOT / ".." / "shared" / "data"
+from nlp.config import shared_data_dir as shared_data  # noqa: E402
 
 
 def norm(text: str) -> str:

@@ -159,7 +159,22 @@ def _str_list(value: Any) -> Any:
 
 # --- models ------------------------------------------------------------------------------
 
-class Limits(BaseModel):
+class _LimitChecks(BaseModel):
+    """Field checks shared by the defaults and the per-entry overrides of the limits."""
+
+    @field_validator("max_pages", "max_depth", "max_file_bytes", "max_total_bytes",
+                     mode="before", check_fields=False)
+    @classmethod
+    def _no_bool(cls, v: Any) -> Any:
+        return _reject_bool(v)
+
+    @field_validator("keywords", mode="before", check_fields=False)
+    @classmethod
+    def _keywords_list(cls, v: Any) -> Any:
+        return None if v is None else _str_list(v)
+
+
+class Limits(_LimitChecks):
     """Crawl limits for one metropolis (defaults merged with the entry's overrides).
 
     ``max_pages``: HTML pages fetched; ``max_depth``: link depth from a start URL;
@@ -177,18 +192,9 @@ class Limits(BaseModel):
     max_total_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=0)
     keywords: list[str] = Field(default_factory=list)
 
-    @field_validator("max_pages", "max_depth", "max_file_bytes", "max_total_bytes", mode="before")
-    @classmethod
-    def _no_bool(cls, v: Any) -> Any:
-        return _reject_bool(v)
-
-    @field_validator("keywords", mode="before")
-    @classmethod
-    def _keywords_list(cls, v: Any) -> Any:
-        return _str_list(v)
 
 
-class LimitOverrides(BaseModel):
+class LimitOverrides(_LimitChecks):
     """Per-entry ``limits``: any subset of :class:`Limits` fields."""
 
     model_config = ConfigDict(extra="forbid")
@@ -199,15 +205,6 @@ class LimitOverrides(BaseModel):
     max_total_bytes: int | None = Field(default=None, ge=0)
     keywords: list[str] | None = None
 
-    @field_validator("max_pages", "max_depth", "max_file_bytes", "max_total_bytes", mode="before")
-    @classmethod
-    def _no_bool(cls, v: Any) -> Any:
-        return _reject_bool(v)
-
-    @field_validator("keywords", mode="before")
-    @classmethod
-    def _keywords_list(cls, v: Any) -> Any:
-        return None if v is None else _str_list(v)
 
 
 class Defaults(Limits):

@@ -247,9 +247,9 @@ def cmd_themes(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def default_gold() -> Path:
-    from nlp.config import REPO_ROOT
+    from nlp.config import shared_data_dir
 
-    return REPO_ROOT.parent / "shared" / "data" / "gold" / "dev.jsonl"
+    return shared_data_dir() / "gold" / "dev.jsonl"
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:

@@ -23,6 +23,13 @@ DEFAULT_REGISTRY = REPO_ROOT / "crawler" / "metropoles.yaml"
 DEFAULT_LEXICONS = REPO_ROOT / "lexicons"
 DEFAULT_WEIGHTS = REPO_ROOT / "nlp" / "maturity_weights.yaml"
 
+
+def shared_data_dir() -> Path:
+    """The project's test and evaluation data: ``$BAROMETRE_SHARED_DATA``, else
+    ``../shared/data`` beside the repository. May not exist: callers skip cleanly."""
+    env = os.environ.get("BAROMETRE_SHARED_DATA")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+
 # Environment variables recognised, and the setting each one sets.
 ENV_VARS = {
     "BAROMETRE_CORPUS_DIR": "corpus_dir",

@@ -198,11 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m nlp.evaluate [GOLD] [LEXICON_DIR]`` (the lead wires ``barometre eval``)."""
     import argparse
 
-    import os
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     root = Path(__file__).resolve().parents[1]
-    shared = Path(os.environ.get("BAROMETRE_SHARED_DATA", root.parent / "shared" / "data"))
+    from nlp.config import shared_data_dir
+
+    shared = shared_data_dir()
     parser.add_argument("gold", nargs="?", type=Path, default=shared / "gold" / "dev.jsonl")
     parser.add_argument("lexicons", nargs="?", type=Path, default=root / "lexicons")
     parser.add_argument("--mode", default="fast", choices=["fast", "full"])

@@ -158,22 +158,31 @@ def stage_annotate(settings: Settings, force: bool | None = None) -> dict[str, A
     return counts
 
 
-def stage_topics(settings: Settings, **overrides: Any) -> dict[str, Any]:
+def _annotate_tables(settings: Settings, stage: str, *names: str) -> list[Any]:
+    """The annotate stage's tables ``names`` (e.g. "hits"), restricted to the selected
+    metropolises; a clear error when annotate has not run."""
     import pandas as pd
 
+    tables = Path(settings.outputs_dir) / "tables"
+    out = []
+    for name in names:
+        path = tables / f"{name}.parquet"
+        if not path.exists():
+            raise BarometreError(f"{stage}: no {name} table in {tables}; run `barometre annotate` first")
+        df = pd.read_parquet(path)
+        if settings.metropoles:
+            df = df[df["metropole"].isin(settings.metropoles)]
+        out.append(df)
+    return out
+
+
+def stage_topics(settings: Settings, **overrides: Any) -> dict[str, Any]:
     from nlp.topics import TopicSettings, run_topics
 
-    tables = Path(settings.outputs_dir) / "tables"
-    if not (tables / "paragraphs.parquet").exists():
-        raise BarometreError("topics: no paragraphs table; run `barometre annotate` first")
     section = {**settings.topics, **{k: v for k, v in overrides.items() if v is not None}}
     top = build_stage_settings(TopicSettings, section, "topics", seed=settings.seed,
                                lexicon_dir=settings.lexicons_dir)
-    paragraphs = pd.read_parquet(tables / "paragraphs.parquet")
-    documents = pd.read_parquet(tables / "documents.parquet")
-    if settings.metropoles:
-        paragraphs = paragraphs[paragraphs.metropole.isin(settings.metropoles)]
-        documents = documents[documents.metropole.isin(settings.metropoles)]
+    paragraphs, documents = _annotate_tables(settings, "topics", "paragraphs", "documents")
     with _timed() as t:
         summary = run_topics(paragraphs, documents, Path(settings.outputs_dir), top,
                              progress=settings.progress)
@@ -183,20 +192,11 @@ def stage_topics(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 
 def stage_indicators(settings: Settings, scores: Path | None = None, **overrides: Any) -> dict[str, Any]:
-    import pandas as pd
-
     from nlp import indicators as ind
 
-    tables = Path(settings.outputs_dir) / "tables"
-    if not (tables / "hits.parquet").exists():
-        raise BarometreError("indicators: no hits table; run `barometre annotate` first")
     section = {**settings.indicators, **{k: v for k, v in overrides.items() if v is not None}}
     ist = build_stage_settings(ind.IndicatorSettings, section, "indicators", seed=settings.seed)
-    documents = pd.read_parquet(tables / "documents.parquet")
-    hits = pd.read_parquet(tables / "hits.parquet")
-    if settings.metropoles:
-        documents = documents[documents.metropole.isin(settings.metropoles)]
-        hits = hits[hits.metropole.isin(settings.metropoles)]
+    documents, hits = _annotate_tables(settings, "indicators", "documents", "hits")
     with _timed() as t:
         result = ind.compute_indicators(documents, hits, ist)
         written = ind.write_indicators(result, Path(settings.outputs_dir))

@@ -182,17 +182,8 @@ class CleanPage:
         return "\n\n".join(self.paragraphs)
 
 
-@dataclass
-class _Line:
-    text: str
-    x0: float
-    top: float
-    x1: float
-    bottom: float
-
-    @property
-    def height(self) -> float:
-        return max(self.bottom - self.top, 1.0)
+# A positioned line of text is the engines' fragment shape: one definition for both.
+_Line = Fragment
 
 
 # --- page layout --------------------------------------------------------------------------

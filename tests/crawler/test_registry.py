@@ -4,10 +4,11 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import os
 from pathlib import Path
 
 import pytest
+
+from nlp.config import shared_data_dir
 import yaml
 
 from crawler.registry import (
@@ -24,9 +25,7 @@ from nlp.errors import BarometreError, RegistryError
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("BAROMETRE_SHARED_DATA")
-    return Path(env) if env else REPO / ".." / "shared" / "data"
+_shared_data = shared_data_dir
 
 
 # --- the shipped registry ----------------------------------------------------------------

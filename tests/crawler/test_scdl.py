@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from nlp.config import shared_data_dir
 
 from crawler.scdl import (
     DeliberationRow,
@@ -20,9 +21,7 @@ from crawler.scdl import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("BAROMETRE_SHARED_DATA")
-    return Path(env) if env else REPO / ".." / "shared" / "data"
+_shared_data = shared_data_dir
 
 
 def _real(rel: str) -> bytes:

@@ -3,17 +3,18 @@ and the figures reached on the real dev split (skipped when ../shared is absent)
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+
+from nlp.config import shared_data_dir
 
 from nlp.errors import BarometreError
 from nlp.evaluate import format_report, read_gold, score
 from nlp.schema import THEMES
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("BAROMETRE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED = shared_data_dir()
 DEV = SHARED / "gold" / "dev.jsonl"
 
 

@@ -2,7 +2,6 @@
 ends with a text or a precise status in one batch, and the awkward ones come out clean."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections import Counter
@@ -10,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from nlp.config import shared_data_dir
+
 from nlp.extract import ExtractSettings, extract_file, run_extract
 from nlp.store import CorpusStore
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("BAROMETRE_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+_shared_data = shared_data_dir
 
 
 REAL = _shared_data() / "real-pdfs" / "pdf"
