@@ -12,6 +12,7 @@ its anchor text + half the score of the title of the page it was found on (conte
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import defaultdict
@@ -35,8 +36,12 @@ _DOCUMENT_HINTS = re.compile(
 _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 
 
+@functools.lru_cache(maxsize=8192)
 def normalise_text(text: str) -> str:
-    """Lower-case, accents removed, punctuation collapsed to single spaces."""
+    """Lower-case, accents removed, punctuation collapsed to single spaces.
+
+    Cached: menus repeat the same anchors and titles on every page of a site, and the
+    Unicode decomposition is the costliest step of scoring a link."""
     text = unicodedata.normalize("NFKD", text or "")
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return " " + _PUNCT.sub(" ", text.lower()).strip() + " "

@@ -47,8 +47,12 @@ SKIPPED_EXTENSIONS = frozenset(IGNORED_EXTENSIONS) - DOCUMENT_EXTENSIONS
 def page_title_and_heading(response: Response) -> tuple[str, str]:
     """``<title>`` and first ``<h1>`` texts of an HTML response, white space collapsed."""
     root = response.selector.root
-    title = next(root.iter("title"), None)
-    h1 = next(root.iter("h1"), None)
+    # Where they belong first (cheap), anywhere in the tree only when they are not there.
+    title = root.find("head/title")
+    if title is None:
+        title = next(root.iter("title"), None)
+    body = root.find("body")
+    h1 = next((body if body is not None else root).iter("h1"), None)
     return (
         " ".join("".join(title.itertext()).split()) if title is not None else "",
         " ".join("".join(h1.itertext()).split()) if h1 is not None else "",
