@@ -19,6 +19,23 @@ from crawler.items import DocumentItem, FetchRecord, SourceItem
 log = logging.getLogger(__name__)
 
 
+def write_fetch_record(store: Any, stats: Any, item: FetchRecord) -> None:
+    """Record the outcome of a URL (and of the URLs that redirected to it) in one transaction.
+
+    Used by the pipeline, and called directly by the site spider for the pages it follows
+    without storing them: the most frequent record of a crawl need not pay for Scrapy's item
+    machinery (signals, item processing) on every page."""
+    with store.transaction():
+        for url in dict.fromkeys([item.url, *item.aliases]):
+            store.record_fetch(
+                item.metropole, url, item.status, http_status=item.http_status,
+                kind=item.kind, document_id=item.document_id, etag=item.etag,
+                last_modified=item.last_modified, error=item.error, referer=item.referer,
+                depth=item.depth, nbytes=item.nbytes,
+            )
+    stats.inc_value(f"barometre/fetch/{item.status}")
+
+
 class StorePipeline:
     """Writes items through the spider's :class:`nlp.store.CorpusStore` (``spider.store``)."""
 
@@ -45,15 +62,7 @@ class StorePipeline:
             )
             self.stats.inc_value("barometre/sources_attached")
         elif isinstance(item, FetchRecord):
-            with store.transaction():
-                for url in dict.fromkeys([item.url, *item.aliases]):
-                    store.record_fetch(
-                        item.metropole, url, item.status, http_status=item.http_status,
-                        kind=item.kind, document_id=item.document_id, etag=item.etag,
-                        last_modified=item.last_modified, error=item.error, referer=item.referer,
-                        depth=item.depth, nbytes=item.nbytes,
-                    )
-            self.stats.inc_value(f"barometre/fetch/{item.status}")
+            write_fetch_record(store, self.stats, item)
         return item
 
     def _store_document(self, store: Any, item: DocumentItem) -> None:

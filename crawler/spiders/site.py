@@ -36,6 +36,7 @@ from scrapy.utils.sitemap import Sitemap
 from crawler.focus import TrapGuard, link_score, looks_like_document, page_score
 from crawler.items import FetchRecord
 from crawler.media import DOCUMENT_EXTENSIONS, url_extension
+from crawler.pipelines import write_fetch_record
 from crawler.registry import normalise_url, url_allowed
 from crawler.spiders import BarometreSpider
 
@@ -227,10 +228,11 @@ class SiteSpider(BarometreSpider):
             yield self.document_item(response, media, "html", charset, aliases, kind="page",
                                      page_title=title, extra={"relevance": score})
         else:
-            yield FetchRecord(
+            # Written here rather than yielded: see crawler.pipelines.write_fetch_record.
+            write_fetch_record(self.store, self.crawler.stats, FetchRecord(
                 m, self.final_url(response), "ok", "page", http_status=response.status,
                 referer=meta.get("b_ref"), depth=depth, nbytes=len(response.body), aliases=aliases,
-            )
+            ))
 
     def handle_not_modified(self, response: Response, aliases: list[str]) -> Iterator[Any]:
         """A stored page that did not change: follow its links from the stored bytes."""
