@@ -156,6 +156,22 @@ def atomic_write(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
+def _retry_locked(action: Any, timeout: float) -> Any:
+    """Run ``action`` again while SQLite says the database is locked or busy, up to
+    ``timeout`` seconds (then re-raise)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            message = str(exc).lower()
+            if ("locked" not in message and "busy" not in message) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 @dataclass(frozen=True)
 class StoredDocument:
     """A document row of the manifest."""
@@ -187,11 +203,14 @@ class CorpusStore:
             raise StoreError(f"cannot open corpus store {self.db_path}: {exc}") from exc
         self.conn.row_factory = sqlite3.Row
         self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        self.conn.execute("PRAGMA journal_mode = WAL")
+        # WAL is a property of the database file: set once. Switching needs an exclusive lock
+        # and SQLite answers "database is locked" at once, without its busy handler, when
+        # another process is creating or migrating the same store: retry until the timeout.
+        _retry_locked(lambda: self.conn.execute("PRAGMA journal_mode = WAL"), timeout)
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute("PRAGMA foreign_keys = ON")
         self._depth = 0
-        self._migrate()
+        _retry_locked(self._migrate, timeout)
         self._sweep_stale_tmp()
 
     # -- lifecycle -----------------------------------------------------------------------

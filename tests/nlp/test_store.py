@@ -79,7 +79,7 @@ def test_write_killed_midway_leaves_no_partial_file_and_no_dangling_row(tmp_path
 def _writer(root: str, worker: int, n: int) -> None:
     store = CorpusStore(root, timeout=60)
     for i in range(n):
-        # Half the documents are shared between the two writers: same bytes, different URLs.
+        # Half the documents are shared between the writers: same bytes, different URLs.
         payload = f"shared-{i}" if i % 2 == 0 else f"own-{worker}-{i}"
         doc, _ = store.add_document(b"%PDF-1.4 " + payload.encode(), "application/pdf")
         store.add_source(doc, "m", f"http://w{worker}/{i}.pdf")
@@ -88,9 +88,11 @@ def _writer(root: str, worker: int, n: int) -> None:
 
 
 def test_concurrent_writers_never_corrupt_the_store(tmp_path: Path) -> None:
-    n = 120
+    # Four processes open the same fresh store at once (creation, WAL switch and migration
+    # race each other), then write: half the documents are shared between all of them.
+    n, writers = 120, 4
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, n)) for w in (1, 2)]
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, n)) for w in range(1, writers + 1)]
     for p in procs:
         p.start()
     for p in procs:
@@ -98,9 +100,9 @@ def test_concurrent_writers_never_corrupt_the_store(tmp_path: Path) -> None:
         assert p.exitcode == 0
     store = CorpusStore(tmp_path)
     assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert len(store.documents()) == n // 2 + n  # 60 shared + 2 × 60 own
-    assert len(store.sources()) == 2 * n
-    assert len(store.fetches()) == 2 * n
+    assert len(store.documents()) == n // 2 + writers * n // 2  # 60 shared + 4 × 60 own
+    assert len(store.sources()) == writers * n
+    assert len(store.fetches()) == writers * n
     for doc in store.documents():
         assert sha256_bytes(store.document_path(doc.id).read_bytes()) == doc.id
 
