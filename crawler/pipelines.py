@@ -33,7 +33,7 @@ def write_fetch_record(store: Any, stats: Any, item: FetchRecord) -> None:
                 last_modified=item.last_modified, error=item.error, referer=item.referer,
                 depth=item.depth, nbytes=item.nbytes,
             )
-    stats.inc_value(f"barometre/fetch/{item.status}")
+        stats.inc_value(f"barometre/fetch/{item.status}")
 
 
 class StorePipeline:
@@ -75,13 +75,12 @@ class StorePipeline:
                 headers=item.headers, fetched_at=item.fetched_at, origin=item.origin,
                 metadata=item.metadata,
             )
-            for url in dict.fromkeys([item.url, *item.aliases]):
-                store.record_fetch(
-                    item.metropole, url, "ok", http_status=item.http_status, kind=item.kind,
-                    document_id=doc_id, etag=item.etag, last_modified=item.last_modified,
-                    referer=item.referer, depth=item.depth, nbytes=len(item.body),
-                )
-        self.stats.inc_value("barometre/fetch/ok")
+            # Inside the document's transaction: once a URL's fetch says ok, its bytes are stored.
+            write_fetch_record(store, self.stats, FetchRecord(
+                item.metropole, item.url, "ok", item.kind, http_status=item.http_status,
+                referer=item.referer, depth=item.depth, nbytes=len(item.body), etag=item.etag,
+                last_modified=item.last_modified, document_id=doc_id, aliases=item.aliases,
+            ))
         self.stats.inc_value("barometre/documents_stored")
         if created:
             self.stats.inc_value("barometre/documents_new")
