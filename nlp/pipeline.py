@@ -12,7 +12,6 @@ import json
 import logging
 import platform
 import socket
-import sys
 import time
 from contextlib import contextmanager
 from importlib import metadata
@@ -73,34 +72,34 @@ def _store(settings: Settings) -> CorpusStore:
     return CorpusStore(settings.corpus_dir)
 
 
-def registry_names(settings: Settings, registry: Path | dict | None = None) -> dict[str, str]:
-    """slug → display name from the registry (demo registry when it was saved)."""
-    from crawler.registry import load_registry
+def known_metropoles(settings: Settings, *, strict: bool = False) -> list[Any]:
+    """Every metropolis the run may name: the saved demo registry (when ``barometre demo``
+    wrote one) then the configured registry, first entry per slug kept.
 
-    names: dict[str, str] = {}
+    ``strict``: a broken configured registry raises its RegistryError; otherwise it is
+    skipped with a warning (a report must not fail on it)."""
+    from crawler.registry import load_registry, registry_from_dict
+
+    registries = []
     demo = Path(settings.outputs_dir) / "demo_registry.json"
-    sources: list[Any] = []
-    if registry is not None:
-        sources.append(registry)
     if demo.exists():
-        sources.append(json.loads(demo.read_text(encoding="utf-8")))
-    sources.append(settings.registry)
-    for src in sources:
-        try:
-            reg = load_registry(src) if isinstance(src, Path) else _registry_from_dict(src)
-        except Exception:  # a broken default registry must not stop the report
-            continue
+        registries.append(registry_from_dict(json.loads(demo.read_text(encoding="utf-8")), str(demo)))
+    try:
+        registries.append(load_registry(settings.registry))
+    except BarometreError as exc:
+        if strict:
+            raise
+        log.warning("registry skipped: %s", exc)
+    seen: dict[str, Any] = {}
+    for reg in registries:
         for m in reg.metropoles:
-            names.setdefault(m.slug, m.name)
-    return names
+            seen.setdefault(m.slug, m)
+    return list(seen.values())
 
 
-def _registry_from_dict(data: dict) -> Any:
-    from crawler import registry as reg_mod
-
-    if hasattr(reg_mod, "registry_from_dict"):
-        return reg_mod.registry_from_dict(data)
-    return reg_mod.Registry.model_validate(data)
+def registry_names(settings: Settings) -> dict[str, str]:
+    """slug → display name of every known metropolis (for the report)."""
+    return {m.slug: m.name for m in known_metropoles(settings)}
 
 
 # -- stages ------------------------------------------------------------------------------
@@ -220,20 +219,12 @@ def stage_report(settings: Settings) -> dict[str, Any]:
 
 
 def registry_table(settings: Settings):
-    """slug, name, siren of every metropolis known (for the barometer join)."""
+    """slug, name, siren of every known metropolis (for the barometer join)."""
     import pandas as pd
 
-    from crawler.registry import load_registry
-
-    rows = []
-    demo = Path(settings.outputs_dir) / "demo_registry.json"
-    regs = [load_registry(settings.registry)]
-    if demo.exists():
-        regs.append(_registry_from_dict(json.loads(demo.read_text(encoding="utf-8"))))
-    for reg in regs:
-        for m in reg.metropoles:
-            rows.append({"slug": m.slug, "name": m.name, "siren": m.siren})
-    return pd.DataFrame(rows).drop_duplicates("slug")
+    rows = [{"slug": m.slug, "name": m.name, "siren": m.siren}
+            for m in known_metropoles(settings, strict=True)]
+    return pd.DataFrame(rows, columns=["slug", "name", "siren"])
 
 
 def run_all(settings: Settings, *, crawl: bool = True, registry: Path | dict | None = None,
@@ -324,6 +315,3 @@ def _jsonable(obj: Any) -> Any:
         return asdict(obj)
     return obj
 
-
-def python_executable() -> str:
-    return sys.executable
