@@ -18,7 +18,7 @@ import unicodedata
 from collections import defaultdict
 from urllib.parse import unquote, urlsplit
 
-from crawler.media import DOCUMENT_EXTENSIONS, url_extension
+from nlp.media import DOCUMENT_EXTENSIONS, url_extension
 
 DEFAULT_KEYWORDS: tuple[str, ...] = (
     "numérique", "numériques", "digital", "délibération", "délibérations", "conseil métropolitain",

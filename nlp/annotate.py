@@ -25,7 +25,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from nlp.schema import DOCUMENT_COLUMNS, HIT_COLUMNS, PARAGRAPH_COLUMNS, Extraction
-from nlp.store import CorpusStore, atomic_write
+from nlp.io import atomic_write
+from nlp.store import CorpusStore
 
 log = logging.getLogger(__name__)
 

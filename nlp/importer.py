@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from crawler import media
+from nlp import media
 from nlp.errors import BarometreError
 from nlp.store import CorpusStore, utcnow
 

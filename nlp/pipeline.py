@@ -20,7 +20,8 @@ from typing import Any, Iterator
 
 from nlp.config import Settings, build_stage_settings
 from nlp.errors import BarometreError
-from nlp.store import CorpusStore, atomic_write, utcnow
+from nlp.io import atomic_write
+from nlp.store import CorpusStore, utcnow
 
 log = logging.getLogger(__name__)
 

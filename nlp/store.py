@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp.errors import StoreError
+from nlp.io import atomic_write, sweep_stale_tmp
 from nlp.schema import Extraction
 
 log = logging.getLogger(__name__)
@@ -139,21 +140,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either nothing or the whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _retry_locked(action: Any, timeout: float) -> Any:
@@ -269,14 +255,9 @@ class CorpusStore:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     def _sweep_stale_tmp(self) -> None:
-        now = time.time()
+        # Leftovers of killed writers: old ones, and at once those whose process is gone.
         for directory in (self.files_dir, self.text_dir):
-            if not directory.exists():
-                continue
-            for tmp in directory.glob("*/.*.tmp"):
-                with contextlib.suppress(FileNotFoundError):
-                    if now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
-                        tmp.unlink()
+            sweep_stale_tmp(directory, STALE_TMP_SECONDS, pattern="*/.*.tmp")
 
     # -- documents -----------------------------------------------------------------------
     def add_document(self, data: bytes, media_type: str, ext: str | None = None) -> tuple[str, bool]:

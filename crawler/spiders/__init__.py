@@ -36,7 +36,7 @@ from scrapy.http import Request, Response
 
 from crawler.focus import prepare_keywords
 from crawler.items import KEPT_HEADERS, DocumentItem, FetchRecord, SourceItem
-from crawler.media import DOCUMENT_TYPES, detect_media_type, is_html
+from nlp.media import DOCUMENT_TYPES, detect_media_type, is_html
 from crawler.middlewares import AlreadyDone, BudgetSpent
 from crawler.registry import Metropole, load_registry, normalise_url, registry_from_dict
 from nlp.store import CorpusStore, utcnow

@@ -35,7 +35,7 @@ from scrapy.utils.sitemap import Sitemap
 
 from crawler.focus import TrapGuard, link_score, looks_like_document, page_score
 from crawler.items import FetchRecord
-from crawler.media import DOCUMENT_EXTENSIONS, url_extension
+from nlp.media import DOCUMENT_EXTENSIONS, url_extension
 from crawler.pipelines import write_fetch_record
 from crawler.registry import normalise_url, url_allowed
 from crawler.spiders import BarometreSpider

@@ -1,6 +1,6 @@
 """Media type of a fetched resource, from its headers *and* its bytes.
 
-Stage: crawl. Input: the response body, its ``Content-Type`` and ``Content-Disposition``
+Used by the crawl and import stages. Input: the response body, its ``Content-Type`` and ``Content-Disposition``
 headers and its URL. Output: ``(media_type, charset, ext)``.
 
 Why the bytes: servers lie. ``download.php?id=12`` served as ``application/octet-stream`` is a
