@@ -24,8 +24,10 @@ STAGE_HELP = {
     "extract": "extract clean text from every stored document (incremental)",
     "text": "print the cleaned text of one local file (no corpus involved)",
     "annotate": "detect themes in the extracted corpus; write hits, paragraphs, documents tables",
-    "themes": "annotate any JSONL of {id, text}: writes {id, labels, hits}",
-    "eval": "score the theme detector against a gold JSONL (precision, recall, F1)",
+    "themes": "label any JSONL of {id, text}: writes {id, labels, scores, hits, evidence}",
+    "eval": "validate the theme detector: grouped cross-validation, sealed documents, dev split; or a coded sample (--gold)",
+    "sample": "export paragraphs of the corpus for manual coding (CSV + JSONL)",
+    "train": "refit the theme model on the training set plus coded samples (a new model version)",
     "kwic": "print or export the concordance (evidence sentences) of a theme",
     "topics": "fit a BERTopic model on the corpus paragraphs (or assign topics with --assign)",
     "indicators": "compute indicators with bootstrap intervals; join barometer scores",
@@ -105,13 +107,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", type=Path, required=True, help="input: one {id, text} per line")
     p.add_argument("--out", type=Path, required=True, help="output JSONL")
     p.add_argument("--lexicons", type=Path, help="lexicon folder (default: lexicons/)")
+    p.add_argument("--model-dir", type=Path, help="theme model folder (default: outputs/models/themes, else the shipped one)")
+    p.add_argument("--lexicons-only", action="store_true", help="labels from the lexicons alone, no model")
 
     p = sub.add_parser("eval", help=STAGE_HELP["eval"], description=STAGE_HELP["eval"],
                        parents=[_common(metropole=False)])
-    p.add_argument("--gold", type=Path, help="gold JSONL (default: ../shared/data/gold/dev.jsonl)")
+    p.add_argument("--gold", type=Path, help="a coded sample (CSV or JSONL from `barometre sample`)")
+    p.add_argument("--dev", type=Path, help="independent gold split (default: ../shared/data/gold/dev.jsonl)")
     p.add_argument("--lexicons", type=Path, help="lexicon folder (default: lexicons/)")
-    p.add_argument("--errors", type=int, default=20, help="errors to list (default 20)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--model-dir", type=Path, help="theme model folder (default: outputs/models/themes, else the shipped one)")
+    p.add_argument("--compare", action="store_true", help="also cross-validate spaCy textcat_multilabel (slow)")
+    p.add_argument("--draws", type=int, default=1000, help="bootstrap draws for the intervals (default 1000)")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+
+    p = add("sample")
+    p.add_argument("--n", type=int, required=True, help="paragraphs to sample")
+    p.add_argument("--stratify", choices=["theme", "metropole", "doc_type"], help="strata sampled evenly")
+    p.add_argument("--seed", type=int, help="random seed (default: the run's seed)")
+    p.add_argument("--out", type=Path, required=True, help="output file: FILE.csv and FILE.jsonl are written")
+
+    p = sub.add_parser("train", help=STAGE_HELP["train"], description=STAGE_HELP["train"],
+                       parents=[_common(metropole=False)])
+    p.add_argument("--gold", type=Path, action="append", default=[], help="coded sample to add (repeatable)")
+    p.add_argument("--lexicons", type=Path, help="lexicon folder (default: lexicons/)")
+    p.add_argument("--model-dir", type=Path, help="where to write the model (default: outputs/models/themes)")
+    p.add_argument("--no-validate", action="store_true", help="skip the cross-validation stored with the model")
 
     p = add("kwic")
     p.add_argument("--theme", required=True, help="theme id (e.g. inclusion)")
@@ -238,37 +258,44 @@ def cmd_annotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_themes(args: argparse.Namespace, settings: Settings) -> int:
-    from nlp.themes import run_themes_jsonl
+    from nlp.pipeline import stage_themes
 
-    if not args.jsonl.is_file():
-        raise BarometreError(f"themes: no such file: {args.jsonl}")
-    print_summary("themes", run_themes_jsonl(args.jsonl, args.out, args.lexicons or settings.lexicons_dir))
+    print_summary("themes", stage_themes(settings, args.jsonl, args.out, lexicons=args.lexicons,
+                                         model_dir=args.model_dir, use_model=not args.lexicons_only))
     return 0
 
 
-def default_gold() -> Path:
-    from nlp.config import shared_data_dir
-
-    return shared_data_dir() / "gold" / "dev.jsonl"
-
-
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from nlp.evaluate import evaluate, format_report
+    from nlp.pipeline import stage_eval
 
-    gold = args.gold or default_gold()
-    if not gold.is_file():
-        raise BarometreError(f"eval: no gold file at {gold} (give one with --gold)")
-    report = evaluate(gold, args.lexicons or settings.lexicons_dir)
+    result = stage_eval(settings, gold=args.gold, dev=args.dev, lexicons=args.lexicons,
+                        model_dir=args.model_dir, compare=args.compare, draws=args.draws)
     if args.json:
-        print(json.dumps(report.to_dict() if hasattr(report, "to_dict") else report, ensure_ascii=False,
-                         indent=2, default=str))
+        print(json.dumps([r.to_dict() for r in result["reports"]], ensure_ascii=False, indent=1, default=float))
     else:
-        print(format_report(report, max_errors=args.errors))
+        print(result["text"])
+        if result.get("written"):
+            print(f"\nvalidation written to {result['written']} (the indicators use it to correct prevalences)")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.pipeline import stage_sample
+
+    print_summary("sample", stage_sample(settings, args.n, args.out, stratify=args.stratify, seed=args.seed))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.pipeline import stage_train
+
+    print_summary("train", stage_train(settings, gold=args.gold, lexicons=args.lexicons,
+                                       model_dir=args.model_dir, validate=not args.no_validate))
     return 0
 
 
 def cmd_kwic(args: argparse.Namespace, settings: Settings) -> int:
-    from nlp.kwic import kwic_table, print_kwic
+    from nlp.annotate.kwic import kwic_table, print_kwic
 
     table = kwic_table(Path(settings.outputs_dir), args.theme, metropoles=settings.metropoles or None,
                        subtheme=args.subtheme, negated=args.negated)
@@ -310,7 +337,11 @@ def cmd_indicators(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.scores is not None and not args.scores.is_file():
         raise BarometreError(f"indicators: no such scores file: {args.scores}")
-    print_summary("indicators", stage_indicators(settings, scores=args.scores, draws=args.draws))
+    summary = stage_indicators(settings, scores=args.scores, draws=args.draws)
+    report = summary.pop("scores_report", None)
+    print_summary("indicators", summary)
+    if report:
+        print(report)
     return 0
 
 
@@ -342,7 +373,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "crawl": cmd_crawl, "import": cmd_import, "extract": cmd_extract, "text": cmd_text,
-    "annotate": cmd_annotate, "themes": cmd_themes, "eval": cmd_eval, "kwic": cmd_kwic,
+    "annotate": cmd_annotate, "themes": cmd_themes, "eval": cmd_eval, "sample": cmd_sample,
+    "train": cmd_train, "kwic": cmd_kwic,
     "topics": cmd_topics, "indicators": cmd_indicators, "report": cmd_report, "run": cmd_run,
     "demo": cmd_demo,
 }

@@ -241,6 +241,26 @@ def _clean_text(text: str, notes: list[str]) -> str:
     return text
 
 
+def kwic_window(sentence: Any, start: Any, end: Any, width: int = 80) -> tuple[str, str, str]:
+    """(left, match, right) of ``sentence`` around the character span [start, end), each side
+    capped at ``width`` characters (an ellipsis marks a cut). Bad spans give the sentence as
+    left context and an empty match. The one KWIC window of the project (kwic, evidence)."""
+    s = "" if sentence is None or (isinstance(sentence, float) and sentence != sentence) else str(sentence)
+    try:
+        a, b = int(start), int(end)
+    except (TypeError, ValueError):
+        return s[:2 * width], "", ""
+    a, b = max(0, min(a, len(s))), max(0, min(b, len(s)))
+    if b < a:
+        a, b = b, a
+    left, right = s[:a], s[b:]
+    if len(left) > width:
+        left = "…" + left[-width:]
+    if len(right) > width:
+        right = right[:width] + "…"
+    return left, s[a:b], right
+
+
 # -- CSV -------------------------------------------------------------------------------
 
 DELIMITERS = (";", ",", "\t", "|")

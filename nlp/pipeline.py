@@ -141,21 +141,103 @@ def stage_extract(settings: Settings, **overrides: Any) -> dict[str, Any]:
     return counts
 
 
+def theme_model_dir(settings: Settings, model_dir: Path | None = None) -> Path | None:
+    """The theme model a run uses: the one given, else the one `barometre train` wrote under
+    ``outputs/models/themes``, else ``None`` (the model shipped with the package)."""
+    if model_dir is not None:
+        return Path(model_dir)
+    configured = settings.annotate.get("model_dir")
+    if configured:
+        return Path(configured)
+    trained = Path(settings.outputs_dir) / "models" / "themes"
+    return trained if (trained / "model.json").is_file() else None
+
+
 def stage_annotate(settings: Settings, force: bool | None = None) -> dict[str, Any]:
     from nlp.annotate import AnnotateSettings, run_annotate
 
-    section = dict(settings.annotate)
+    section = {k: v for k, v in settings.annotate.items() if k != "model_dir"}
     if force is not None:
         section["force"] = force
-    ann = build_stage_settings(AnnotateSettings, section, "annotate")
+    ann = build_stage_settings(AnnotateSettings, section, "annotate", n_process=settings.workers,
+                               model_dir=theme_model_dir(settings))
     with _timed() as t, _store(settings) as store:
         counts = run_annotate(store, settings.outputs_dir, settings.lexicons_dir, ann,
                               metropoles=settings.metropoles or None, progress=settings.progress)
-    extra = {"lexicons": _lexicon_versions(settings.lexicons_dir), "models": {"spacy": ann.model}}
+    extra = {"lexicons": _lexicon_versions(settings.lexicons_dir),
+             "models": {"spacy": ann.model, "themes": counts.get("model"),
+                        "themes_dir": str(ann.model_dir or "packaged")}}
     with _store(settings) as store:
         extra["corpus"] = store.snapshot()
     update_run_info(settings.outputs_dir, "annotate", counts, t["seconds"], settings, extra)
     return counts
+
+
+def _detector(settings: Settings, lexicons: Path | None, model_dir: Path | None, use_model: bool) -> Any:
+    from nlp.annotate import AnnotateSettings
+    from nlp.annotate.stage import build_detector
+
+    ann = AnnotateSettings(model_dir=theme_model_dir(settings, model_dir), use_model=use_model)
+    return build_detector(Path(lexicons or settings.lexicons_dir), ann)
+
+
+def stage_themes(settings: Settings, jsonl: Path, out: Path, *, lexicons: Path | None = None,
+                 model_dir: Path | None = None, use_model: bool = True) -> dict[str, Any]:
+    """``barometre themes``: label a JSONL file of texts (no corpus involved)."""
+    from nlp.annotate.jsonl import run_themes_jsonl
+
+    if not Path(jsonl).is_file():
+        raise BarometreError(f"themes: no such file: {jsonl}")
+    detector = _detector(settings, lexicons, model_dir, use_model)
+    counts = run_themes_jsonl(jsonl, out, detector)
+    counts["model"] = detector.version
+    return counts
+
+
+def stage_eval(settings: Settings, *, gold: Path | None = None, dev: Path | None = None,
+               lexicons: Path | None = None, model_dir: Path | None = None, compare: bool = False,
+               draws: int = 1000) -> dict[str, Any]:
+    from nlp.annotate.validation import run_eval
+    from nlp.config import shared_data_dir
+
+    if gold is not None and not Path(gold).is_file():
+        raise BarometreError(f"eval: no such gold file: {gold}")
+    dev = dev or shared_data_dir() / "gold" / "dev.jsonl"
+    with _timed() as t:
+        result = run_eval(Path(lexicons or settings.lexicons_dir), Path(settings.outputs_dir), gold=gold,
+                          model_dir=theme_model_dir(settings, model_dir), dev=dev, compare=compare, draws=draws)
+    from nlp.annotate.validation import summary_rows
+
+    update_run_info(settings.outputs_dir, "eval", {"reports": summary_rows(result["reports"]),
+                                                   "written": result.get("written")}, t["seconds"], settings)
+    return result
+
+
+def stage_sample(settings: Settings, n: int, out: Path, *, stratify: str | None = None,
+                 seed: int | None = None) -> dict[str, Any]:
+    from nlp.annotate.sample import draw_sample, write_sample
+
+    if n < 1:
+        raise BarometreError("sample: --n must be at least 1")
+    paragraphs, documents = _annotate_tables(settings, "sample", "paragraphs", "documents")
+    sample = draw_sample(paragraphs, documents, n, stratify, settings.seed if seed is None else seed)
+    written = write_sample(sample, Path(out))
+    return {"paragraphs": len(sample), "strata": sample["stratum"].nunique(), "written": [str(p) for p in written]}
+
+
+def stage_train(settings: Settings, *, gold: list[Path] | None = None, lexicons: Path | None = None,
+                model_dir: Path | None = None, validate: bool = True) -> dict[str, Any]:
+    from nlp.annotate.validation import run_train
+
+    for path in gold or []:
+        if not Path(path).is_file():
+            raise BarometreError(f"train: no such gold file: {path}")
+    out_dir = Path(model_dir) if model_dir else Path(settings.outputs_dir) / "models" / "themes"
+    with _timed() as t:
+        summary = run_train(Path(lexicons or settings.lexicons_dir), out_dir, gold=gold or [], validate=validate)
+    update_run_info(settings.outputs_dir, "train", summary, t["seconds"], settings,
+                    {"theme_model": summary})
+    return summary
 
 
 def _annotate_tables(settings: Settings, stage: str, *names: str) -> list[Any]:
@@ -195,18 +277,43 @@ def stage_indicators(settings: Settings, scores: Path | None = None, **overrides
     from nlp import indicators as ind
 
     section = {**settings.indicators, **{k: v for k, v in overrides.items() if v is not None}}
-    ist = build_stage_settings(ind.IndicatorSettings, section, "indicators", seed=settings.seed)
-    documents, hits = _annotate_tables(settings, "indicators", "documents", "hits")
+    ist = build_stage_settings(ind.IndicatorSettings, section, "indicators", seed=settings.seed,
+                               metropoles=tuple(settings.metropoles) or None)
+    documents, paragraphs, hits = _annotate_tables(settings, "indicators", "documents", "paragraphs", "hits")
     with _timed() as t:
-        result = ind.compute_indicators(documents, hits, ist)
+        correction = ind.load_correction(Path(settings.outputs_dir), ist)
+        result = ind.compute_indicators(documents, paragraphs, hits, ist, correction)
         written = ind.write_indicators(result, Path(settings.outputs_dir))
-        summary: dict[str, Any] = {"files": [str(p) for p in written]}
+        summary: dict[str, Any] = {"files": len(written), "metropoles": len(result.metropoles),
+                                   "corrected_from": correction.source if correction else None,
+                                   "warnings": result.warnings}
         if scores is not None:
-            joined = ind.join_scores(result, Path(scores), registry_table(settings), ist)
-            summary["scores_files"] = [str(p) for p in ind.write_join(joined, Path(settings.outputs_dir))]
-            summary["scores_report"] = joined.report
+            summary.update(_join(settings, result, Path(scores), ist))
     update_run_info(settings.outputs_dir, "indicators", summary, t["seconds"], settings)
     return summary
+
+
+def _join(settings: Settings, result: Any, scores: Path, ist: Any) -> dict[str, Any]:
+    """The barometer join against the metropolises present in the indicators."""
+    from nlp.indicators.join import join_scores
+    from nlp.io import write_table
+
+    known = {m.slug: m for m in known_metropoles(settings)}
+    targets = pd_frame([{"slug": m, "name": known[m].name if m in known else m,
+                         "siren": known[m].siren if m in known else None} for m in result.metropoles])
+    joined = join_scores(result.tables["indicators_wide"], scores, targets, ist.draws, ist.seed, ist.confidence)
+    tables = Path(settings.outputs_dir) / "tables"
+    for name, df in (("joined_scores", joined.wide), ("joined_scores_long", joined.long),
+                     ("correlations", joined.correlations), ("unmatched_scores", joined.unmatched),
+                     ("scores_coverage", joined.coverage)):
+        write_table(df, tables / f"{name}.parquet", csv=True)
+    return {"scores_form": joined.form, "scores_report": joined.report}
+
+
+def pd_frame(rows: list[dict[str, Any]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["slug", "name", "siren"])
 
 
 def stage_report(settings: Settings) -> dict[str, Any]:
@@ -217,15 +324,6 @@ def stage_report(settings: Settings) -> dict[str, Any]:
     summary = {"report": str(path)}
     update_run_info(settings.outputs_dir, "report", summary, t["seconds"], settings)
     return summary
-
-
-def registry_table(settings: Settings):
-    """slug, name, siren of every known metropolis (for the barometer join)."""
-    import pandas as pd
-
-    rows = [{"slug": m.slug, "name": m.name, "siren": m.siren}
-            for m in known_metropoles(settings, strict=True)]
-    return pd.DataFrame(rows, columns=["slug", "name", "siren"])
 
 
 def run_all(settings: Settings, *, crawl: bool = True, registry: Path | dict | None = None,
@@ -295,7 +393,7 @@ def run_demo(settings: Settings, *, topics: bool = True) -> dict[str, Any]:
 
 def _lexicon_versions(lexicon_dir: Path) -> dict[str, Any]:
     try:
-        from nlp.themes import load_lexicons
+        from nlp.annotate.lexicons import load_lexicons
 
         lexicons = load_lexicons(Path(lexicon_dir))
         versions = dict(getattr(lexicons, "versions", {}))

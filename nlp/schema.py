@@ -105,21 +105,39 @@ class Extraction:
 
 
 # --- annotate: columns of outputs/tables/*.parquet ---------------------------------------
+# The labels of the gold guidelines: the digital gate, the themes, the barrier sub-themes.
+SUBTHEMES: dict[str, tuple[str, ...]] = {
+    "frein_interne": ("acculturation", "technique", "politique", "budgetaire"),
+    "frein_externe": ("craintes", "fracture"),
+}
+LABELS: tuple[str, ...] = (DIGITAL_LABEL, *THEMES, *(f"{t}.{s}" for t, subs in SUBTHEMES.items() for s in subs))
+
+
+def score_column(label: str) -> str:
+    """Column of ``paragraphs.parquet`` holding the calibrated probability of ``label``."""
+    return f"p__{label}"
+
+
 # One row per (document, metropole): the denominators of every indicator.
 DOCUMENT_COLUMNS = [
-    "document_id", "metropole", "url", "title", "doc_type", "date", "year",
-    "n_pages", "n_paragraphs", "n_sentences", "n_words", "n_digital_paragraphs",
-    "extraction_status",
+    "document_id", "metropole", "url", "title", "doc_type", "date", "year", "fetched_at",
+    "n_pages", "n_paragraphs", "n_analysed_paragraphs", "n_sentences", "n_words",
+    "n_digital_paragraphs", "analysed", "extraction_status",
 ]
-# One row per paragraph: the unit of the gold labels and of the topic model.
+# One row per paragraph: the unit of the gold labels, of the detector and of the indicators.
+# ``labels``: the detector's labels (model version in ``model``); ``negated``: driver themes
+# among them spoken of only as absent, lacking or another actor's; ``themes``: the themes that
+# count for the metropolis (labels minus negated); ``analysed``: the paragraph is in the
+# indicators' base (prose, not navigation or boilerplate); ``p__<label>``: probabilities.
 PARAGRAPH_COLUMNS = [
     "document_id", "metropole", "page", "paragraph", "text", "n_words", "n_sentences",
-    "is_digital", "themes",  # themes: list[str] of non-negated theme ids with a hit
+    "is_digital", "analysed", "labels", "negated", "themes", "lexicon_labels", "model",
 ]
-# One row per lexicon hit (KWIC evidence).
+# One row per lexicon hit (KWIC evidence), with whether and as what it counts.
 HIT_COLUMNS = [
     "document_id", "metropole", "url", "page", "paragraph", "sentence_index", "sentence",
     "start", "end",  # character span of the match inside ``sentence``
-    "theme", "subtheme", "term_id", "matched", "negated", "digital_context",
+    "theme", "subtheme", "term_id", "matched", "negated", "lacking", "other_actor",
+    "digital_context", "counts", "count_theme", "count_subtheme", "reason",
     "doc_type", "year",
 ]

@@ -142,6 +142,12 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def extraction_key(engine: str, engine_version: str, cleaning_version: str) -> str:
+    """Short key of an extraction's (engine, engine version, cleaning version): later stages
+    key their caches by it (rows of :meth:`CorpusStore.latest_extractions` carry it)."""
+    return hashlib.sha256(f"{engine}|{engine_version}|{cleaning_version}".encode()).hexdigest()[:12]
+
+
 def _retry_locked(action: Any, timeout: float) -> Any:
     """Run ``action`` again while SQLite says the database is locked or busy, up to
     ``timeout`` seconds (then re-raise)."""
@@ -448,9 +454,7 @@ class CorpusStore:
     def save_extraction(self, document_id: str, extraction: Extraction) -> None:
         """Persist an extraction: its JSON (atomically) then its row (replacing an older one
         with the same key)."""
-        key = hashlib.sha256(
-            f"{extraction.engine}|{extraction.engine_version}|{extraction.cleaning_version}".encode()
-        ).hexdigest()[:12]
+        key = extraction_key(extraction.engine, extraction.engine_version, extraction.cleaning_version)
         rel = Path("text") / document_id[:2] / f"{document_id}.{key}.json"
         atomic_write(
             self.root / rel,
@@ -479,7 +483,8 @@ class CorpusStore:
             return Extraction.from_dict(json.load(f))
 
     def latest_extractions(self, metropoles: list[str] | None = None) -> list[dict[str, Any]]:
-        """For each document (optionally of some metropoles), its most recent extraction row."""
+        """For each document (optionally of some metropoles), its most recent extraction row,
+        with ``metadata`` parsed and ``key`` (:func:`extraction_key`)."""
         docs = {d.id for d in self.documents(metropoles)}
         rows = self.conn.execute(
             "SELECT * FROM extractions ORDER BY document_id, created_at DESC, rowid DESC"
@@ -489,6 +494,7 @@ class CorpusStore:
             if r["document_id"] in docs and r["document_id"] not in seen:
                 d = dict(r)
                 d["metadata"] = json.loads(d["metadata"]) if d["metadata"] else {}
+                d["key"] = extraction_key(d["engine"], d["engine_version"], d["cleaning_version"])
                 seen[r["document_id"]] = d
         return [seen[k] for k in sorted(seen)]
 

@@ -389,8 +389,8 @@ def test_designed_leaders_lead_their_theme_with_the_project_lexicons(site: DemoS
                                                                     pdf_pages) -> None:
     """Each designed leader has at least twice the counted hits per 10,000 words of the
     runner-up on its theme, and the largest share of documents with the theme."""
-    lexicons = pytest.importorskip("nlp.lexicons")
-    themes = pytest.importorskip("nlp.themes")
+    lexicons = pytest.importorskip("nlp.annotate.lexicons")
+    themes = pytest.importorskip("nlp.annotate.annotator")
     lexicon_dir = Path(__file__).resolve().parents[2] / "lexicons"
     annotator = themes.ThemeAnnotator(lexicons.load_lexicons(lexicon_dir), mode="fast")
     words = {slug: 0 for slug in site.metropoles}
@@ -401,7 +401,7 @@ def test_designed_leaders_lead_their_theme_with_the_project_lexicons(site: DemoS
         words[doc.metropole] += result.n_words
         for theme in DESIGNED_LEADERS:
             hits[theme][doc.metropole] += sum(
-                1 for h in result.hits if h.theme == theme and not h.negated)
+                1 for h in result.hits if h.count_theme == theme)
             docs_with[theme][doc.metropole] += theme in result.themes
     for theme, leader in DESIGNED_LEADERS.items():
         rate = {m: hits[theme][m] / words[m] * 10_000 for m in site.metropoles}

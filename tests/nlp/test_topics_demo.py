@@ -20,8 +20,8 @@ LEXICONS = ROOT / "lexicons"
 
 def demo_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     from nlp.demo.content import load_documents, load_metropoles
-    from nlp.lexicons import load_lexicons
-    from nlp.themes import ThemeAnnotator
+    from nlp.annotate.annotator import ThemeAnnotator
+    from nlp.annotate.lexicons import load_lexicons
 
     rows, docs = [], []
     for metro in load_metropoles():

