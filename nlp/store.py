@@ -372,6 +372,14 @@ class CorpusStore:
             out.append(d)
         return out
 
+    def source_of(self, document_id: str, metropole: str, url: str | None = None) -> dict[str, Any] | None:
+        """The source row of ``document_id`` for ``metropole`` (at ``url`` when given; the
+        first one otherwise), decoded as :meth:`sources` does; None when there is none."""
+        for s in self.sources(document_id=document_id, metropoles=[metropole]):
+            if url is None or s["url"] == url:
+                return s
+        return None
+
     # -- fetches (crawl bookkeeping) -----------------------------------------------------
     def record_fetch(
         self,
@@ -422,6 +430,10 @@ class CorpusStore:
             "SELECT * FROM fetches WHERE metropole = ? AND url = ?", (metropole, url)
         ).fetchone()
         return dict(row) if row else None
+
+    def latest_fetch_time(self) -> str | None:
+        """When the most recent ``fetches`` row was recorded (ISO, UTC), None when none is."""
+        return self.conn.execute("SELECT MAX(fetched_at) FROM fetches").fetchone()[0]
 
     def fetches(self, metropoles: list[str] | None = None) -> list[dict[str, Any]]:
         if metropoles:
