@@ -22,18 +22,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import NotConfigured
 from scrapy.utils.misc import load_object
 
+from crawler.outcomes import AlreadyDone, BudgetSpent
+from crawler.state import CrawlState
+
 log = logging.getLogger(__name__)
-
-
-class AlreadyDone(IgnoreRequest):
-    """The store already holds this URL's outcome for the crawl being resumed."""
-
-
-class BudgetSpent(IgnoreRequest):
-    """The metropolis has used its page or byte budget."""
 
 
 def later(seconds: float, value: Any) -> Any:
@@ -67,35 +62,37 @@ def parse_retry_after(value: bytes | str | None, now: datetime | None = None) ->
 
 
 class CrawlGateMiddleware:
-    """Drop done/over-budget requests; add conditional headers (see module docstring)."""
+    """Drop done/over-budget requests; add conditional headers (see module docstring).
+    Not enabled for spiders that do not fill the corpus (the registry check)."""
 
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: Any, state: CrawlState) -> None:
         self.crawler = crawler
+        self.state = state
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "CrawlGateMiddleware":
-        return cls(crawler)
+        if not getattr(crawler.spider, "uses_store", False):
+            raise NotConfigured("the spider does not use the corpus store")
+        return cls(crawler, CrawlState.of(crawler))
 
     def process_request(self, request: Any, spider: Any = None) -> None:
-        spider = spider or self.crawler.spider
         meta = request.meta
         metropole = meta.get("b_m")
-        if not metropole or not hasattr(spider, "store"):
+        if not metropole or meta.get("b_always"):
             return None
         url, kind = meta["b_url"], meta.get("b_kind", "page")
         stats = self.crawler.stats
-        if meta.get("b_always"):
-            return None
-        if spider.is_done(metropole, url):
+        state = self.state
+        if state.is_done(metropole, url):
             stats.inc_value("barometre/skipped/already_done")
             raise AlreadyDone(f"already done in this crawl: {url}")
-        if spider.budget_spent(metropole, kind):
+        if state.budget_spent(metropole, kind):
             stats.inc_value("barometre/skipped/budget")
             raise BudgetSpent(f"budget of {metropole} spent: {url}")
         if kind == "page":
-            spider.page_started(metropole)
+            state.page_started(metropole)
         if "If-None-Match" not in request.headers and "If-Modified-Since" not in request.headers:
-            previous = spider.store.get_fetch(metropole, url)
+            previous = state.store.get_fetch(metropole, url)
             # Only for URLs whose bytes the store holds: a 304 must leave something to read
             # (a stored page's links are read back from the store).
             if previous and previous.get("document_id") and previous.get("status") in ("ok", "not-modified"):
@@ -118,8 +115,6 @@ class BackoffRetryMiddleware:
         settings = crawler.settings
         self.crawler = crawler
         if not settings.getbool("RETRY_ENABLED"):
-            from scrapy.exceptions import NotConfigured
-
             raise NotConfigured
         self.max_retry_times = settings.getint("RETRY_TIMES")
         self.retry_http_codes = {int(x) for x in settings.getlist("RETRY_HTTP_CODES")}

@@ -25,6 +25,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -136,6 +137,12 @@ def write_summary_csv(summary: CrawlSummary, path: Path) -> Path:
         writer.writerows(summary.rows)
     summary.csv_path = path
     return path
+
+
+def reset_jobdir(jobdir: Path) -> None:
+    """Forget a previous crawl's queue (a crawl without ``--resume`` starts afresh)."""
+    if jobdir.exists():
+        shutil.rmtree(jobdir)
 
 
 def jobdir_for(corpus_dir: Path, spider: str) -> Path:
@@ -278,9 +285,9 @@ def crawl_in_process(args: dict[str, Any]) -> int:
     from scrapy.utils.reactor import install_reactor
     from twisted.internet import defer
 
-    from crawler.spiders import crawl_start_time, reset_jobdir
     from crawler.spiders.deliberations import DeliberationsSpider
     from crawler.spiders.site import SiteSpider
+    from crawler.state import crawl_start_time
 
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")

@@ -99,6 +99,8 @@ ITEM_PIPELINES = {
     "crawler.pipelines.StorePipeline": 300,
 }
 EXTENSIONS = {
+    # Opens the corpus store for the crawl and closes it when the spider closes.
+    "crawler.state.CrawlStateExtension": 100,
     "crawler.extensions.ProgressLog": 500,
 }
 

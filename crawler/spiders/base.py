@@ -1,104 +1,42 @@
-"""Spiders of the barometre crawler, and the base class they share.
+"""The base class of the barometre spiders.
 
-Stage: crawl. :class:`BarometreSpider` holds what both spiders need: the registry entries
-to crawl, the corpus store, per-metropolis budgets, the resume bookkeeping, request building
-(meta keys below), response classification (media type from headers *and* bytes) and
-failure classification (status slugs of ``nlp.schema.FETCH_STATUSES``).
+Stage: crawl. :class:`BarometreSpider` holds what every spider needs: the registry entries to
+crawl, request building (meta keys below), response classification (media type from headers
+*and* bytes) and failure classification (status slugs of ``nlp.schema.FETCH_STATUSES``, see
+:mod:`crawler.outcomes`). Spiders yield requests and items only: the corpus store is opened and
+closed by :class:`crawler.state.CrawlStateExtension`, every write goes through
+:class:`crawler.pipelines.StorePipeline`, and a spider reads what it needs (is this URL done?
+what did a 304 point to?) through :attr:`BarometreSpider.state`.
 
 Request meta keys: ``b_m`` metropolis slug, ``b_url`` normalised URL (the key of the
-``fetches`` table), ``b_kind`` page|document|dataset (a guess for documents: the bytes
+``fetches`` table), ``b_kind`` page|document|dataset|sitemap (a guess for documents: the bytes
 decide), ``b_depth``, ``b_ref`` referer, ``b_anchor`` anchor text, ``b_ctx`` title of the page
-the link was found on, ``b_meta`` extra metadata for the source row (SCDL fields).
+the link was found on, ``b_meta`` extra metadata for the source row (dataset fields),
+``b_scope`` extra hosts the request may go to (a dataset's ``domains``, read by
+:class:`crawler.policy.FetchPolicyMiddleware`).
 
-Resume (``resume=True``): the JOBDIR (``corpus/.crawl/jobs/<spider>``) keeps Scrapy's queue
-and seen-set, and ``links.jsonl`` (the links every parsed page yielded); ``corpus/.crawl/
-crawl.json`` says when the crawl began (setting ``BAROMETRE_CRAWL_STARTED``): a ``fetches``
-row recorded since then with a final status is done and never fetched again in this crawl. Requests that were in flight when the process died are lost
-from Scrapy's queue (scrapy#4106) but not from ``links.jsonl``: the resumed spider re-yields
-every logged link whose outcome the store does not hold since the crawl began.
+Resume: the resumed spider re-yields every link of ``links.jsonl`` whose outcome the store does
+not hold since the crawl began (:mod:`crawler.state`).
 """
 from __future__ import annotations
 
-import json
 import logging
-import re
-import shutil
-from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import time
-from datetime import datetime, timezone
-
 import scrapy
-from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Request, Response
 
 from crawler.focus import prepare_keywords
 from crawler.items import KEPT_HEADERS, DocumentItem, FetchRecord, SourceItem
+from crawler.outcomes import HANDLED_STATUSES, classify_failure, http_status_slug
+from crawler.registry import Metropole, load_registry, registry_from_dict
+from crawler.state import CrawlState
+from crawler.urls import normalise_url
 from nlp.media import DOCUMENT_TYPES, detect_media_type, is_html
-from crawler.middlewares import AlreadyDone, BudgetSpent
-from crawler.registry import Metropole, load_registry, normalise_url, registry_from_dict
-from nlp.store import CorpusStore, utcnow
+from nlp.store import utcnow
 
 log = logging.getLogger(__name__)
-
-# Outcomes that a resumed crawl does not try again (transient failures are retried).
-DONE_STATUSES = frozenset({
-    "ok", "not-modified", "http-404", "http-4xx", "too-large", "robots-disallowed",
-    "unsupported-type",
-})
-# Statuses the spiders' callbacks see (others are redirects, handled by Scrapy).
-HANDLED_STATUSES = [304, 400, 401, 403, 404, 405, 406, 408, 410, 429, 451,
-                    500, 501, 502, 503, 504, 520, 521, 522, 523, 524]
-
-
-def http_status_slug(status: int) -> str:
-    """Fetch status slug for an HTTP status code."""
-    if 200 <= status < 300:
-        return "ok"
-    if status == 304:
-        return "not-modified"
-    if status in (404, 410):
-        return "http-404"
-    if status == 429:
-        return "http-429"
-    if 400 <= status < 500:
-        return "http-4xx"
-    if status >= 500:
-        return "http-5xx"
-    return "error"
-
-
-def classify_failure(failure: Any) -> tuple[str | None, str]:
-    """``(status slug, message)`` of a request failure; slug None = not an outcome to record
-    (a request dropped by the gate)."""
-    from twisted.internet import error as terr
-    from twisted.internet.defer import CancelledError
-    from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
-
-    exc = failure.value
-    message = f"{exc.__class__.__name__}: {exc}"[:500]
-    if failure.check(AlreadyDone, BudgetSpent):
-        return None, message
-    from scrapy.spidermiddlewares.httperror import HttpError
-
-    if failure.check(HttpError):  # a status outside HANDLED_STATUSES
-        return http_status_slug(exc.response.status), message
-    if failure.check(IgnoreRequest):
-        if "robots.txt" in str(exc):
-            return "robots-disallowed", message
-        return None, message
-    if failure.check(CancelledError) and "max size" in str(exc):
-        return "too-large", message
-    if failure.check(terr.TimeoutError, terr.TCPTimedOutError):
-        return "timeout", message
-    if failure.check(terr.DNSLookupError):
-        return "dns-error", message
-    if failure.check(terr.ConnectError, terr.ConnectionRefusedError, terr.ConnectionLost,
-                     ResponseFailed, ResponseNeverReceived, terr.ConnectionDone):
-        return "connection-error", message
-    return "error", message
 
 
 def kept_headers(response: Response, charset: str | None) -> dict[str, str]:
@@ -113,33 +51,22 @@ def kept_headers(response: Response, charset: str | None) -> dict[str, str]:
     return out
 
 
-def crawl_start_time(store: CorpusStore) -> str:
-    """Now, at the store's precision (the second), strictly after every fetch the store holds:
-    if a previous crawl recorded a fetch in this very second, wait for the next one, so that
-    "fetched since the crawl began" never includes an older crawl's fetch."""
-    while True:
-        now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-        latest = store.conn.execute("SELECT MAX(fetched_at) FROM fetches").fetchone()[0]
-        if latest is None or latest < now:
-            return now
-        time.sleep(0.2)
+def _as_bool(value: bool | str | None) -> bool | None:
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "yes")
+    return value
 
 
-def done_fetch(fetch: dict[str, Any] | None, since: str) -> bool:
-    """Is this ``fetches`` row a final outcome recorded at or after ``since``?"""
-    return bool(fetch and fetch["status"] in DONE_STATUSES and fetch["fetched_at"] >= since)
+class RegistrySpider(scrapy.Spider):
+    """A spider over registry entries (``self.metros``), with or without the corpus store.
 
-
-class BarometreSpider(scrapy.Spider):
-    """Base class: registry entries, store, budgets, resume (see module docstring).
-
-    Arguments (``scrapy crawl NAME -a registry=FILE -a metropoles=a,b`` or
-    ``crawler.run``): ``registry`` (path, or dict from ``Registry.to_dict``), ``metropoles``
-    (slugs, list or comma-separated), ``corpus_dir`` (else setting BAROMETRE_CORPUS_DIR),
-    ``resume`` (else setting BAROMETRE_RESUME).
+    Arguments (``scrapy crawl NAME -a registry=FILE -a metropoles=a,b`` or ``crawler.run``):
+    ``registry`` (path, or dict from ``Registry.to_dict``), ``metropoles`` (slugs, list or
+    comma-separated), ``corpus_dir`` (else setting BAROMETRE_CORPUS_DIR), ``resume`` (else
+    setting BAROMETRE_RESUME).
     """
 
-    origin = "crawl"
+    uses_store = False
 
     def __init__(
         self,
@@ -158,112 +85,53 @@ class BarometreSpider(scrapy.Spider):
             slug: prepare_keywords(m.limits.keywords or reg.defaults.keywords)
             for slug, m in self.metros.items()
         }
-        self._corpus_arg = corpus_dir
-        self._resume_arg = resume
-        # Page requests let through by the gate (counted when they leave for the downloader,
-        # so that requests waiting in the downloader's queue cannot overshoot max_pages).
-        self.pages_fetched: Counter[str] = Counter()
-        self.bytes_fetched: Counter[str] = Counter()
-        self.done_since: str | None = None
-        self._links_log: Any = None
+        self.corpus_dir = corpus_dir
+        self.resume = _as_bool(resume)
 
-    # -- setup ----------------------------------------------------------------------------
-    @classmethod
-    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> "BarometreSpider":
-        spider = super().from_crawler(crawler, *args, **kwargs)
-        settings = crawler.settings
-        corpus = spider._corpus_arg or settings.get("BAROMETRE_CORPUS_DIR")
-        if not corpus:
-            raise NotConfigured("set BAROMETRE_CORPUS_DIR (or -a corpus_dir=...)")
-        resume = spider._resume_arg
-        if resume is None:
-            resume = settings.getbool("BAROMETRE_RESUME")
-        elif isinstance(resume, str):
-            resume = resume.lower() in ("1", "true", "yes")
-        spider.resume = bool(resume)
-        spider.store = CorpusStore(Path(corpus))
-        spider.jobdir = Path(settings["JOBDIR"]) if settings.get("JOBDIR") else None
-        spider._setup_job()
-        crawler.signals.connect(spider._on_closed, signal=scrapy.signals.spider_closed)
-        return spider
 
-    def _setup_job(self) -> None:
-        """Know when this crawl began (kept across resumes), restore budgets, open links.jsonl."""
-        started = self.settings.get("BAROMETRE_CRAWL_STARTED") if hasattr(self, "settings") else None
-        self.done_since = started or crawl_start_time(self.store)
-        if self.resume:
-            # Budgets already spent by the interrupted run.
-            for f in self.store.fetches(list(self.metros)):
-                if f["fetched_at"] >= self.done_since:
-                    if f["kind"] == "page" and f["status"] != "robots-disallowed":
-                        self.pages_fetched[f["metropole"]] += 1
-                    self.bytes_fetched[f["metropole"]] += f["bytes"] or 0
-        if self.jobdir is not None:
-            self.jobdir.mkdir(parents=True, exist_ok=True)
-            self._links_log = open(self.jobdir / "links.jsonl", "a", encoding="utf-8")
+class BarometreSpider(RegistrySpider):
+    """Base class of the spiders that fill the corpus (see module docstring)."""
 
-    def _on_closed(self, spider: Any, reason: str) -> None:
-        if self._links_log:
-            self._links_log.close()
-        self.store.close()
+    origin = "crawl"
+    uses_store = True
+    _state: CrawlState | None = None
 
-    # -- bookkeeping used by the middlewares ------------------------------------------------
-    def is_done(self, metropole: str, url: str) -> bool:
-        """Does the store hold this URL's final outcome, recorded since this crawl began?
+    @property
+    def state(self) -> CrawlState:
+        """The crawl's shared state (store, start time, budgets): read-only for spiders."""
+        if self._state is None:
+            self._state = CrawlState.of(self.crawler)
+        return self._state
 
-        The store, not Scrapy's seen-set, says what is done: it survives a kill, and it also
-        catches a URL reached twice in one crawl (a start URL linked back from its pages)."""
-        if self.done_since is None:
-            return False
-        return done_fetch(self.store.get_fetch(metropole, url), self.done_since)
+    async def start(self) -> Any:  # Scrapy >= 2.13
+        for request in self.start_requests():
+            yield request
 
-    def budget_spent(self, metropole: str, kind: str) -> bool:
-        m = self.metros.get(metropole)
-        if m is None:
-            return False
-        if self.bytes_fetched[metropole] >= m.limits.max_total_bytes:
-            return True
-        return kind == "page" and self.pages_fetched[metropole] >= m.limits.max_pages
-
-    def page_started(self, metropole: str) -> None:
-        self.pages_fetched[metropole] += 1
-
+    # -- resume -----------------------------------------------------------------------------
     def log_links(self, metropole: str, url: str, requests: list[Request]) -> None:
-        """Append a parsed page's outgoing requests to ``links.jsonl`` (resume)."""
-        if self._links_log is None or not requests:
-            return
-        links = [
+        """Record a parsed page's outgoing requests (``links.jsonl``, for resume)."""
+        self.state.log_links(metropole, url, [
             [r.url, r.meta.get("b_kind"), r.meta.get("b_depth"), r.meta.get("b_anchor"),
              r.meta.get("b_ctx"), r.priority, r.callback.__name__ if r.callback else None]
             for r in requests
-        ]
-        self._links_log.write(json.dumps({"m": metropole, "u": url, "links": links}, ensure_ascii=False) + "\n")
-        self._links_log.flush()
+        ])
 
     def relogged_requests(self) -> Iterator[Request]:
         """Requests of the interrupted run that the store does not hold (resume only)."""
-        if not self.resume or self.jobdir is None or not (self.jobdir / "links.jsonl").exists():
-            return
         seen: set[tuple[str, str]] = set()
-        with open(self.jobdir / "links.jsonl", encoding="utf-8") as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by the kill
-                m = entry["m"]
-                if m not in self.metros:
+        state = self.state
+        for entry in state.logged_links():
+            m = entry["m"]
+            for url, kind, depth, anchor, ctx, priority, callback in entry.get("links") or []:
+                self.replay_link(m, url, kind)
+                if (m, url) in seen or state.is_done(m, url):
                     continue
-                for url, kind, depth, anchor, ctx, priority, callback in entry["links"]:
-                    self.replay_link(m, url, kind)
-                    if (m, url) in seen or self.is_done(m, url):
-                        continue
-                    seen.add((m, url))
-                    yield self.make_request(
-                        m, url, kind=kind, depth=depth, referer=entry["u"], anchor=anchor,
-                        context_title=ctx, priority=priority, dont_filter=True,
-                        callback=getattr(self, callback) if callback else None,
-                    )
+                seen.add((m, url))
+                yield self.make_request(
+                    m, url, kind=kind, depth=depth, referer=entry.get("u"), anchor=anchor,
+                    context_title=ctx, priority=priority, dont_filter=True,
+                    callback=getattr(self, callback, None) if callback else None,
+                )
 
     def replay_link(self, metropole: str, url: str, kind: str | None) -> None:
         """Resume hook: a link the interrupted run scheduled, in its order (subclasses restore
@@ -285,6 +153,8 @@ class BarometreSpider(scrapy.Spider):
         extra_meta: dict[str, Any] | None = None,
         dont_filter: bool = False,
         always: bool = False,
+        request_cls: type[Request] = Request,
+        **request_kwargs: Any,
     ) -> Request:
         m = self.metros[metropole]
         meta = {
@@ -302,9 +172,9 @@ class BarometreSpider(scrapy.Spider):
         if extra_meta:
             meta.update(extra_meta)
         headers = {"Referer": referer} if referer else None
-        return Request(
+        return request_cls(
             url, callback=callback or self.parse_response, errback=self.on_error, meta=meta,
-            priority=priority, dont_filter=dont_filter, headers=headers,
+            priority=priority, dont_filter=dont_filter, headers=headers, **request_kwargs,
         )
 
     # -- responses ------------------------------------------------------------------------
@@ -326,7 +196,7 @@ class BarometreSpider(scrapy.Spider):
                 depth=meta.get("b_depth"), nbytes=len(response.body), aliases=aliases,
             )
             return
-        self.bytes_fetched[m] += len(response.body)
+        self.state.bytes_received(m, len(response.body))
         media, charset, ext = detect_media_type(
             response.body,
             (response.headers.get("Content-Type") or b"").decode("latin-1"),
@@ -366,7 +236,8 @@ class BarometreSpider(scrapy.Spider):
     def handle_not_modified(self, response: Response, aliases: list[str]) -> Iterator[Any]:
         meta = response.meta
         m = meta["b_m"]
-        previous = self.store.get_fetch(m, meta["b_url"]) or {}
+        store = self.state.store
+        previous = store.get_fetch(m, meta["b_url"]) or {}
         kind = previous.get("kind") or meta["b_kind"]
         yield FetchRecord(
             m, self.final_url(response), "not-modified", kind, http_status=304,
@@ -377,11 +248,11 @@ class BarometreSpider(scrapy.Spider):
             # The file did not change but its dataset row may have: refresh the metadata
             # (the source keeps the status and headers of the answer that gave the bytes).
             url = self.final_url(response)
-            stored = next((s for s in self.store.sources(document_id=previous["document_id"])
-                           if s["metropole"] == m and s["url"] == url), None)
+            stored = store.source_of(previous["document_id"], m, url)
             yield SourceItem(
                 previous["document_id"], m, url,
-                stored["http_status"] if stored else 200, fetched_at=stored["fetched_at"] if stored else utcnow(),
+                stored["http_status"] if stored else 200,
+                fetched_at=stored["fetched_at"] if stored else utcnow(),
                 headers=stored["headers"] if stored else {}, etag=previous.get("etag"),
                 last_modified=previous.get("last_modified"),
                 referer=meta.get("b_ref"), anchor_text=meta.get("b_anchor"), origin=self.origin,
@@ -432,23 +303,11 @@ class BarometreSpider(scrapy.Spider):
     def on_error(self, failure: Any) -> Iterable[Any]:
         request = failure.request
         meta = request.meta
-        status, message = classify_failure(failure)
+        status, message, nbytes = classify_failure(failure)
         if status is None or "b_m" not in meta:
             return []
-        nbytes = None
-        if status == "too-large":
-            digits = [int(x) for x in re.findall(r"\((\d+)\)", str(failure.value))]
-            nbytes = digits[0] if digits else None
         log.info("%s %s: %s", status, request.url, message)
         return [FetchRecord(
             meta["b_m"], meta["b_url"], status, meta.get("b_kind", "page"), error=message,
             referer=meta.get("b_ref"), depth=meta.get("b_depth"), nbytes=nbytes,
         )]
-
-
-def reset_jobdir(jobdir: Path) -> None:
-    """Forget a previous crawl's queue (a crawl without ``--resume`` starts afresh)."""
-    if jobdir.exists():
-        shutil.rmtree(jobdir)
-
-

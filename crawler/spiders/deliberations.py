@@ -22,9 +22,11 @@ from typing import Any, Iterator
 from scrapy.http import Request, Response
 
 from crawler.items import FetchRecord, SourceItem
-from crawler.registry import normalise_url
-from crawler.scdl import parse_dataset
-from crawler.spiders import BarometreSpider, done_fetch, http_status_slug
+from crawler.opendata import parse_dataset
+from crawler.outcomes import http_status_slug
+from crawler.spiders.base import BarometreSpider
+from crawler.state import done_fetch
+from crawler.urls import normalise_url
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +37,6 @@ MAX_ROW_ERRORS_LOGGED = 200
 class DeliberationsSpider(BarometreSpider):
     name = "deliberations"
     origin = "scdl"
-
-    async def start(self) -> Any:  # Scrapy >= 2.13
-        for request in self.start_requests():
-            yield request
 
     def start_requests(self) -> Iterator[Request]:  # Scrapy < 2.13
         for slug, m in self.metros.items():
@@ -81,12 +79,11 @@ class DeliberationsSpider(BarometreSpider):
                 continue  # a second row for the same file (duplicate id): first row's metadata kept
             seen.add(url)
             metadata = result.to_metadata(row)
-            fetch = self.store.get_fetch(m, url)
-            if done_fetch(fetch, self.done_since) and fetch.get("document_id"):
+            fetch = self.state.store.get_fetch(m, url)
+            if done_fetch(fetch, self.state.done_since) and fetch.get("document_id"):
                 # Already downloaded in this crawl (linked from the site, or before a kill):
                 # attach the row to the stored document instead of fetching it again.
-                stored = next((s for s in self.store.sources(document_id=fetch["document_id"])
-                               if s["metropole"] == m), {})
+                stored = self.state.store.source_of(fetch["document_id"], m) or {}
                 requests.append(SourceItem(
                     fetch["document_id"], m, stored.get("url") or url, fetch.get("http_status"),
                     fetched_at=fetch["fetched_at"], referer=response.url,
@@ -101,7 +98,7 @@ class DeliberationsSpider(BarometreSpider):
                 extra_meta={"b_meta": metadata},
                 # Resumed: Scrapy's seen-set holds the rows queued before the kill, some of
                 # them lost in flight (scrapy#4106); the gate skips those the store holds.
-                dont_filter=self.resume,
+                dont_filter=self.state.resume,
             ))
         yield from requests
         error = f"{len(result.errors)} bad rows" if result.errors else None

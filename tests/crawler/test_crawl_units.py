@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from crawler.focus import TrapGuard, link_score, looks_like_document, page_score, prepare_keywords
 from nlp.media import DOCX, ODT, PDF, detect_media_type, filename_from_disposition
 from crawler.middlewares import parse_retry_after
-from crawler.spiders import http_status_slug
+from crawler.outcomes import http_status_slug
 from mockserver import make_pdf
 
 

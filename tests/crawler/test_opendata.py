@@ -1,4 +1,4 @@
-"""Tests of crawler/scdl.py on the real files in ../shared/data and on small messy byte strings."""
+"""Tests of crawler/opendata on the real files in ../shared/data and on small messy byte strings."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pytest
 
 from nlp.config import shared_data_dir
 
-from crawler.scdl import (
+from crawler.opendata import (
     DeliberationRow,
     parse_dataset,
     parse_date,

@@ -16,10 +16,9 @@ from crawler.registry import (
     Registry,
     default_registry_path,
     load_registry,
-    normalise_url,
     registry_from_dict,
-    url_allowed,
 )
+from crawler.urls import url_allowed
 from nlp.errors import BarometreError, RegistryError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -328,22 +327,3 @@ def test_url_allowed_allow_and_deny():
     assert url_allowed(m, "https://www.grandlyon.com/x/y.pdf")
     assert not url_allowed(m, "https://www.grandlyon.com/actualites")
     assert not url_allowed(m, "https://www.grandlyon.com/deliberations/archives/2001")
-
-
-def test_normalise_url():
-    assert normalise_url("HTTPS://WWW.GrandLyon.COM:443/A/b?b=2&a=1#top") == "https://www.grandlyon.com/A/b?a=1&b=2"
-    assert normalise_url("http://ex.fr:80") == "http://ex.fr/"
-    assert normalise_url("http://ex.fr:8080/x") == "http://ex.fr:8080/x"
-    assert normalise_url("https://ex.fr/p?utm_source=nl&utm_Medium=m&fbclid=abc&id=3&gclid=z") == "https://ex.fr/p?id=3"
-    assert normalise_url("https://ex.fr/p;jsessionid=0A1B?PHPSESSID=zz&page=2") == "https://ex.fr/p?page=2"
-    assert normalise_url("https://ex.fr/p?utm_source=x") == "https://ex.fr/p"
-    # encoded characters are kept as written (upper-case hex), raw non-ASCII is encoded
-    assert normalise_url("https://ex.fr/d%c3%a9lib?path=a%2Fb") == "https://ex.fr/d%C3%A9lib?path=a%2Fb"
-    assert normalise_url("https://ex.fr/délib é") == "https://ex.fr/d%C3%A9lib%20%C3%A9"
-    # repeated names keep their order; blank values are kept
-    assert normalise_url("https://ex.fr/?t=2&t=1&a=") == "https://ex.fr/?a=&t=2&t=1"
-    # idempotent
-    u = "https://Ex.fr:443/a b?z=1&utm_x=2&a=%c3%a9#f"
-    assert normalise_url(normalise_url(u)) == normalise_url(u)
-    with pytest.raises(ValueError):
-        normalise_url("/relative/path")
