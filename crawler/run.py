@@ -17,7 +17,8 @@ across both), with their logs on stderr.
 options: ``contact`` (goes in the user agent), ``user_agent`` (replaces it), ``max_pages``,
 ``max_depth``, ``max_file_bytes``, ``max_total_bytes``, ``keywords`` (override every
 selected entry's limits), ``spiders`` (default ``["site", "deliberations"]``),
-``page_threshold``.
+``page_threshold``, ``allow_addresses`` (addresses or networks the fetch policy lets requests
+go to although they are not public, e.g. ``["127.0.0.1"]`` for a local server).
 """
 from __future__ import annotations
 
@@ -177,7 +178,8 @@ def build_crawl_args(
     overrides = dict(overrides or {})
     options = {k: v for k, v in overrides.items() if not k.isupper()}
     settings = {k: v for k, v in overrides.items() if k.isupper()}
-    unknown = set(options) - set(LIMIT_OPTIONS) - {"contact", "user_agent", "spiders", "page_threshold"}
+    unknown = set(options) - set(LIMIT_OPTIONS) - {"contact", "user_agent", "spiders", "page_threshold",
+                                                   "allow_addresses"}
     if unknown:
         raise BarometreError(f"unknown crawl option(s): {', '.join(sorted(unknown))}")
     spiders = list(options.get("spiders") or SPIDERS)
@@ -193,6 +195,8 @@ def build_crawl_args(
         settings["BAROMETRE_CONTACT"] = options["contact"]
     if options.get("user_agent"):
         settings["USER_AGENT"] = options["user_agent"]
+    if options.get("allow_addresses"):
+        settings["BAROMETRE_ALLOWED_ADDRESSES"] = [str(a) for a in options["allow_addresses"]]
     if options.get("page_threshold") is not None:
         settings["BAROMETRE_PAGE_THRESHOLD"] = float(options["page_threshold"])
     if not progress:

@@ -89,7 +89,17 @@ BAROMETRE_RSS_MILESTONES: list[int] = []
 # Append the final stats of each spider to this file (JSON lines), e.g. for bench/.
 BAROMETRE_STATS_FILE = None
 
+# --- fetch policy ----------------------------------------------------------------------
+# Requests go only to the registry entries' domains (and a dataset's own `domains`), never
+# to loopback, private, link-local, multicast or reserved addresses (crawler.policy) except
+# the addresses or networks listed here: the tests and the demo allow 127.0.0.1.
+BAROMETRE_ALLOWED_ADDRESSES: list[str] = []
+
 DOWNLOADER_MIDDLEWARES = {
+    # First of all, before robots.txt is asked for: where a request may go at all. Scrapy's
+    # own offsite filter (50) is bypassed by the spiders' requests (meta allow_offsite): it
+    # knows one list of domains per spider, not one per registry entry and dataset.
+    "crawler.policy.FetchPolicyMiddleware": 40,
     # After RobotsTxtMiddleware (100): a disallowed URL spends no page budget.
     "crawler.middlewares.CrawlGateMiddleware": 120,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,

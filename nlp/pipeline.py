@@ -286,7 +286,8 @@ def run_demo(settings: Settings, *, topics: bool = True) -> dict[str, Any]:
         Path(settings.outputs_dir).mkdir(parents=True, exist_ok=True)
         atomic_write(Path(settings.outputs_dir) / "demo_registry.json",
                      json.dumps(registry, ensure_ascii=False, indent=2).encode("utf-8"))
-        crawl_overrides = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False}
+        # The demo site is served on this machine: the fetch policy must be told it may go there.
+        crawl_overrides = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "allow_addresses": ["127.0.0.1"]}
         settings.crawl = {**crawl_overrides, **settings.crawl}
         result = {"crawl": stage_crawl(settings, registry=registry)}
     result.update(run_all(settings, crawl=False, topics=topics))

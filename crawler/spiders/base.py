@@ -162,13 +162,12 @@ class BarometreSpider(RegistrySpider):
             "b_anchor": anchor, "b_ctx": context_title,
             "download_maxsize": m.limits.max_file_bytes,
             "handle_httpstatus_list": HANDLED_STATUSES,
+            # Where a request may go (redirects included) is the fetch policy's decision
+            # (crawler.policy): Scrapy's offsite filter knows one domain list per spider.
+            "allow_offsite": True,
         }
         if always:
             meta["b_always"] = True
-        if kind == "document":
-            # A file linked from an allowed page may be served from elsewhere (a CDN, a
-            # document store) after a redirect: follow it there.
-            meta["allow_offsite"] = True
         if extra_meta:
             meta.update(extra_meta)
         headers = {"Referer": referer} if referer else None

@@ -9,7 +9,9 @@ URL tried (the dataset itself is recorded with ``kind='dataset'``, not stored as
 
 Bad rows (no id, mangled SIRET, bad URL...) are logged with their row number and reason and
 skipped; the good rows go on. DELIB_URLs may live outside the entry's web domains (open-data
-portals, document stores): the dataset vouches for them, so no domain filter applies. The
+portals, document stores) only where the registry says so, per dataset (its ``domains``): a
+row pointing elsewhere is recorded ``offsite``, one pointing at an internal address
+``blocked-address`` (crawler.policy), and never requested. The
 dataset is fetched again on every run (it is what says which documents exist); the documents
 it lists get conditional requests like any stored file. Resume: the dataset is parsed again and
 its rows re-yielded; the rows whose outcome the store holds are skipped.
@@ -44,7 +46,8 @@ class DeliberationsSpider(BarometreSpider):
                 yield self.make_request(
                     slug, normalise_url(dataset.url), kind="dataset", priority=100,
                     callback=self.parse_dataset, always=True,
-                    extra_meta={"b_format": dataset.format, "b_title": dataset.title},
+                    extra_meta={"b_format": dataset.format, "b_title": dataset.title,
+                                "b_scope": list(dataset.domains)},
                 )
 
     def parse_dataset(self, response: Response) -> Iterator[Any]:
@@ -95,7 +98,7 @@ class DeliberationsSpider(BarometreSpider):
             requests.append(self.make_request(
                 m, url, kind="document", depth=1, referer=response.url,
                 anchor=(row.objet or "")[:500] or None, priority=50,
-                extra_meta={"b_meta": metadata},
+                extra_meta={"b_meta": metadata, "b_scope": meta.get("b_scope") or []},
                 # Resumed: Scrapy's seen-set holds the rows queued before the kill, some of
                 # them lost in flight (scrapy#4106); the gate skips those the store holds.
                 dont_filter=self.state.resume,

@@ -71,7 +71,6 @@ class SiteSpider(BarometreSpider):
         spider.use_sitemaps = s.getbool("BAROMETRE_USE_SITEMAPS", True)
         spider.traps = TrapGuard(s.getint("BAROMETRE_MAX_QUERY_VARIANTS", 50),
                                  s.getint("BAROMETRE_MAX_PATTERN_URLS", 1000))
-        spider.allowed_domains = sorted({d for m in spider.metros.values() for d in m.domains})
         return spider
 
     # -- start ----------------------------------------------------------------------------

@@ -26,6 +26,8 @@ URLs (``P`` = the server's own ``http://127.0.0.1:<port>``):
 - ``/latin1.html``: page served as ``text/html; charset=windows-1252`` with accented
   windows-1252 bytes (é, è, œ, ’ and €): stored byte for byte.
 - ``/redirect/1`` → 302 ``/redirect/2`` → 301 ``/docs/final.pdf`` (a PDF).
+- ``/redirect-out``: 302 to ``http://localhost:<port>/outside.html`` (a redirect leaving the
+  entry's domains; linked from nowhere, used by the fetch-policy tests).
 - ``/download.php?id=12``: a PDF served as ``application/octet-stream``, with
   ``Content-Disposition: attachment`` and no extension in the URL.
 - ``/docs/same-a.pdf`` and ``/copies/same-b.pdf``: the same PDF bytes at two URLs.
@@ -40,6 +42,11 @@ URLs (``P`` = the server's own ``http://127.0.0.1:<port>``):
 - ``/data/deliberations.csv``: an SCDL CSV (``;``, BOM) with 4 rows: 3 with DELIB_URLs to
   ``/delib-files/2024-00k.pdf`` and one bad row (no DELIB_ID).
 - ``/delib-files/2024-001..3.pdf``: the deliberations of the CSV (PDF).
+- ``/data/hostile.csv``: an SCDL CSV whose DELIB_URLs point where the crawler must not go:
+  ``http://localhost:<port>/delib-files/2024-003.pdf`` (another host name of this server),
+  ``http://169.254.169.254/latest/meta-data/`` (the cloud metadata address),
+  ``http://127.0.0.2:<port>/x.pdf`` (loopback), ``http://10.1.2.3/x.pdf`` (private), plus one
+  good row (``/delib-files/2024-001.pdf``).
 - ``/data/ods-export.json``: an Opendatasoft Explore v2.1 JSON export (2 records, lower-case
   SCDL field names) whose ``delib_url`` point at ``/delib-files/2024-001..2.pdf``.
 - ``/gen/<n>``: generated site for the benchmark: page n links to pages 2n+1 and 2n+2 (up to
@@ -177,6 +184,14 @@ class Handler(BaseHTTPRequestHandler):
         items = "".join(f'<li><a href="{href}">{text}</a></li>' for href, text in links)
         return self.send(200, html(title, f"{extra}<ul>{items}</ul>").encode(), "text/html; charset=utf-8")
 
+    def redirect(self, status: int, location: str) -> int:
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self.done()
+        return status
+
     def first_time(self, path: str) -> bool:
         with self.server.lock:
             seen = path in self.server.hits
@@ -260,6 +275,8 @@ class Handler(BaseHTTPRequestHandler):
             prv = f"{y - (m == 1)}-{(m - 2) % 12 + 1:02d}"
             return self.page(f"Agenda {month}", [(f"/agenda?month={prv}", "Mois précédent"),
                                                  (f"/agenda?month={nxt}", "Mois suivant")])
+        if path == "/redirect-out":
+            return self.redirect(302, f"http://localhost:{srv.server_port}/outside.html")
         if path.startswith("/redirect/"):
             k = int(path.rsplit("/", 1)[1])
             target = "/redirect/2" if k == 1 else "/docs/final.pdf"
@@ -282,6 +299,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, ods_json(base), "application/json; charset=utf-8")
         if path == "/data/deliberations.csv":
             return self.send(200, scdl_csv(base), "text/csv; charset=utf-8")
+        if path == "/data/hostile.csv":
+            return self.send(200, hostile_csv(base, srv.server_port), "text/csv; charset=utf-8")
         if path.startswith("/gen/"):
             n = int(path.rsplit("/", 1)[1])
             limit = int(query.get("max", ["10000"])[0])
@@ -306,6 +325,15 @@ def scdl_csv(base: str) -> bytes:
     rows.append(f"Métropole de test;10000000900009;;2024-03-20;8.9;Autres domaines;Sans identifiant;;;;;"
                 f"90;88;80;5;3;{base}/delib-files/2024-009.pdf")
     return ("\ufeff" + "\r\n".join(rows) + "\r\n").encode("utf-8")
+
+
+def hostile_csv(base: str, port: int) -> bytes:
+    """An SCDL CSV whose DELIB_URLs point outside the entry or at internal addresses."""
+    urls = [f"{base}/delib-files/2024-001.pdf", f"http://localhost:{port}/delib-files/2024-003.pdf",
+            "http://169.254.169.254/latest/meta-data/", f"http://127.0.0.2:{port}/x.pdf", "http://10.1.2.3/x.pdf"]
+    rows = ["DELIB_ID;DELIB_DATE;DELIB_OBJET;DELIB_URL"]
+    rows += [f"H-{k};2024-05-0{k};Objet {k};{url}" for k, url in enumerate(urls, start=1)]
+    return ("\r\n".join(rows) + "\r\n").encode("utf-8")
 
 
 def ods_json(base: str) -> bytes:
