@@ -497,6 +497,25 @@ def _check_node_graph(node: yaml.Node, source: str) -> None:
         sizes[key], depths[key] = size, depth
 
 
+_YAML_QUOTED_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\n]|\'\')*\'|#[^\n]*')
+_BRACKETS_RE = re.compile(r"[\[\]{}]")
+
+
+def flow_depth_exceeds(text: str, limit: int) -> bool:
+    """Do the flow collections of YAML ``text`` (``[`` and ``{``, outside quotes and comments)
+    nest deeper than ``limit``? A cheap look before parsing: PyYAML's scanner spends time
+    quadratic in the flow depth (3 s for 2,000 levels) before its recursion fails."""
+    depth = 0
+    for ch in _BRACKETS_RE.findall(_YAML_QUOTED_RE.sub("", text)):
+        if ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth = max(0, depth - 1)
+    return False
+
+
 def yaml_error_message(exc: yaml.YAMLError) -> str:
     """'at line L, column C: problem' for a PyYAML error (one line, bounded length)."""
     mark = getattr(exc, "problem_mark", None)
@@ -535,6 +554,8 @@ def load_yaml(source: Path | str | bytes, name: str | None = None, *, max_bytes:
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise BarometreError(f"{name}: invalid UTF-8 at line {line} (byte {exc.start}); save the file as UTF-8") from None
+    if flow_depth_exceeds(text, MAX_YAML_DEPTH):
+        raise BarometreError(f"{name}: YAML nested deeper than {MAX_YAML_DEPTH} levels: refused")
     loader = _LimitedLoader(text)
     try:
         node = loader.get_single_node()

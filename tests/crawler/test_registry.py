@@ -327,3 +327,92 @@ def test_url_allowed_allow_and_deny():
     assert url_allowed(m, "https://www.grandlyon.com/x/y.pdf")
     assert not url_allowed(m, "https://www.grandlyon.com/actualites")
     assert not url_allowed(m, "https://www.grandlyon.com/deliberations/archives/2001")
+
+
+# --- hostile registries (issue 13) ----------------------------------------------------------
+
+REPRO = REPO.parent / "shared" / "repro"
+
+
+def _repro(name: str) -> Path:
+    path = REPRO / name
+    if not path.exists():
+        pytest.skip(f"../shared/repro is absent ({name})")
+    return path
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("registry_backslash_start_url__domain_bypass.yaml", "field 'start_urls[1]': contains a backslash"),
+    ("registry_billion_laughs_entry__2GB.yaml", "YAML expands to more than"),
+    ("registry_billion_laughs_slug__hang.yaml", "YAML expands to more than"),
+    ("registry_deep_nesting__RecursionError.yaml", "YAML nested"),
+    ("registry_regex_overflow__OverflowError.yaml", "field 'deny[0]'"),
+    ("registry_5000_digit_int__ValueError.yaml", "number of 5000 digits is too large"),
+])
+def test_repro_registries_end_with_one_line(name: str, expected: str) -> None:
+    import time
+
+    path = _repro(name)
+    start = time.monotonic()
+    with pytest.raises(RegistryError) as exc:
+        load_registry(path)
+    msg = str(exc.value)
+    assert time.monotonic() - start < 5
+    assert "\n" not in msg and len(msg) < 1000 and msg.startswith(str(path) + ": ")
+    assert expected in msg
+
+
+@pytest.mark.parametrize("url", [
+    "http://localhost:18732\\@127.0.0.1:18731/bs", "http://127.0.0.1\\evil/", "http://127.0.0.1/a\tb",
+    "http://user:pw@127.0.0.1/", "http://127.0.0.1/" + "a" * 2100,
+])
+def test_urls_that_would_not_go_where_they_seem_are_refused(tmp_path, url):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", start_urls=["http://127.0.0.1/", url])))
+    assert "entry 'lyon' (#2)" in msg and "field 'start_urls[1]'" in msg
+
+
+@pytest.mark.parametrize("pattern,expected", [
+    ("a{99999999999}", "repetition count"), ("x{2000}", "repetition count"), ("(a+)+$", "nests"),
+    ("(?:a|b*)*c", "nests"), ("((ab)*)+", "nests"), ("a" * 501, "longer than"), ("(", "invalid"),
+])
+def test_regexes_that_could_hang_or_overflow_are_refused(tmp_path, pattern, expected):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", deny=["/ok/", pattern])))
+    assert "field 'deny[1]'" in msg and expected in msg
+
+
+def test_ordinary_regexes_are_accepted(tmp_path):
+    ok = [r"(?i)/(agenda|calendrier)(/|\?|$)", r"\.(jpe?g|png)(\?|$)", r"^https://x\.fr/[a-z-]+/\d{4}/",
+          r"[?&](q|s)=", r"/deliberations/.*\.pdf$"]
+    reg = load_registry(_write(tmp_path, {"version": 1, "metropoles": [_entry(deny=ok)]}))
+    assert reg.metropoles[0].deny == ok
+
+
+@pytest.mark.parametrize("field,value,expected", [
+    ("max_pages", 10 ** 12, "<= 10,000,000"), ("max_depth", 1000, "<= 100"),
+    ("max_total_bytes", 10 ** 30, "<="), ("max_file_bytes", -1, ">= 0"), ("max_pages", 1.5, "whole number"),
+    ("max_pages", True, "whole number"), ("max_pages", "many", "whole number"),
+])
+def test_limits_are_range_checked(tmp_path, field, value, expected):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", limits={field: value})))
+    assert f"field 'limits.{field}'" in msg and expected in msg
+
+
+def test_dataset_outside_the_entry_needs_its_own_domains(tmp_path):
+    ds = {"url": "https://data.example.org/ds.csv", "format": "scdl-csv"}
+    msg = _error(tmp_path, _two(_entry(slug="lyon", deliberation_datasets=[ds])))
+    assert "field 'deliberation_datasets[0].url'" in msg and "outside the allowed domains" in msg
+    ok = dict(ds, domains=["data.example.org"])
+    m = load_registry(_write(tmp_path, {"version": 1, "metropoles": [_entry(deliberation_datasets=[ok])]})).metropoles[0]
+    assert m.deliberation_datasets[0].scope(m.domains) == ["127.0.0.1", "data.example.org"]
+    msg = _error(tmp_path, _two(_entry(slug="lyon", deliberation_datasets=[dict(ds, domains=["https://x/"])])))
+    assert "field 'deliberation_datasets[0].domains[0]'" in msg and "host name" in msg
+
+
+def test_invalid_utf8_and_oversized_registry(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_bytes(b"version: 1\nmetropoles:\n  - slug: \xff\n")
+    with pytest.raises(RegistryError, match="invalid UTF-8 at line 3"):
+        load_registry(p)
+    p.write_bytes(b"# " + b"x" * (5 * 1024 * 1024))
+    with pytest.raises(RegistryError, match="larger than"):
+        load_registry(p)
