@@ -18,6 +18,7 @@ from crawler.opendata.records import ParseResult, RowError
 from crawler.opendata.rows import RowBuilder
 from crawler.opendata.tabular import log_result, parse_deliberations_csv
 from crawler.opendata.values import clean
+from nlp.io import parse_json_line
 
 
 def ods_value(value: Any) -> str:
@@ -63,6 +64,28 @@ def ods_records(doc: Any) -> tuple[list[Any], int | None]:
     raise ValueError("not an Opendatasoft export: expected a list of records, {'results': [...]} or {'records': [...]}")
 
 
+def load_json(data: bytes, result: ParseResult) -> Any:
+    """The JSON document (or JSON Lines, as a list) in ``data``; None with a file-level error
+    when it is not one. Read by :func:`nlp.io.parse_json_line`: nesting, huge integers, lone
+    surrogates and invalid UTF-8 are errors, not crashes."""
+    if not data.strip():
+        result.errors.append(RowError(0, "the file is empty"))
+        return None
+    whole = parse_json_line(data, 1)
+    if whole.error is None:
+        return whole.value
+    lines = [(n, ln) for n, ln in enumerate(data.splitlines(), start=1) if ln.strip()]
+    values = []
+    for n, raw in lines:
+        line = parse_json_line(raw, n)
+        if line.error is not None:
+            where = "" if len(lines) == 1 else " (nor JSON Lines: line {n}: {line.error})".format(n=n, line=line)
+            result.errors.append(RowError(0, f"{whole.error}{where}"))
+            return None
+        values.append(line.value)
+    return values
+
+
 def parse_opendatasoft(data: bytes, source: str = "", fmt: str = "json") -> ParseResult:
     """Parse an Opendatasoft Explore API v2.1 export of a deliberations dataset.
 
@@ -77,23 +100,9 @@ def parse_opendatasoft(data: bytes, source: str = "", fmt: str = "json") -> Pars
     if fmt not in ("json", "jsonl"):
         raise ValueError(f"fmt must be 'json' or 'csv', got {fmt!r}")
     result = ParseResult(source=source, format="opendatasoft-json", encoding="utf-8")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        result.errors.append(RowError(0, f"not UTF-8 JSON: {exc}"))
+    doc = load_json(data, result)
+    if doc is None:
         return result
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        try:
-            doc = [json.loads(ln) for ln in lines]
-        except json.JSONDecodeError:
-            result.errors.append(RowError(0, f"invalid JSON: {exc}"))
-            return result
-        if not lines:
-            result.errors.append(RowError(0, "the file is empty"))
-            return result
     try:
         records, total = ods_records(doc)
     except ValueError as exc:

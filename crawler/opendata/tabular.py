@@ -18,14 +18,17 @@ a title line above the header); line breaks inside quoted fields; Excel escapes 
 Row numbers are those a spreadsheet shows: records, not physical lines (a record whose quoted
 field spans three lines is one row), header = row 1, first data record = row 2; blank records
 count as rows and are skipped silently. Skipped: a record with more or fewer fields than the
-header (trailing empty fields excepted), a record opening a quote that is never closed.
+header (trailing empty fields excepted), a record opening a quote that is never closed. A
+field may be as long as the file (the csv module's 131,072-character default would stop the
+reading there and drop every later row).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
-from typing import Any
+from typing import Any, Iterator
 
 from crawler.opendata.columns import map_columns, schema_of
 from crawler.opendata.records import ParseResult, RowError
@@ -45,9 +48,27 @@ def decode_text(data: bytes, result: ParseResult) -> str:
     return decoded.text
 
 
+@contextlib.contextmanager
+def _field_size_for(text: str) -> Iterator[None]:
+    """Let the csv module read a field as long as the whole text (its default stops at
+    131,072 characters: the parser would give up there and every later row be lost). The
+    limit is process-wide: it is restored afterwards."""
+    previous = csv.field_size_limit()
+    csv.field_size_limit(max(previous, len(text) + 1))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
 def read_records(text: str, delim: str, result: ParseResult) -> tuple[list[list[str]], bool]:
     """(records, ends inside an unclosed quote?). A CSV error stops the reading; it is
     reported on the record after the last one read."""
+    with _field_size_for(text):
+        return _read_records(text, delim, result)
+
+
+def _read_records(text: str, delim: str, result: ParseResult) -> tuple[list[list[str]], bool]:
     def reader(strict: bool) -> Any:
         return csv.reader(io.StringIO(text, newline=""), delimiter=delim, quotechar='"', doublequote=True,
                           strict=strict)

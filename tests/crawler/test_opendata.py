@@ -371,3 +371,18 @@ def test_every_schema_version_is_read_from_its_own_examples(schema_file):
     # the patterns our checks use are the schema's
     patterns = {f["name"]: f.get("constraints", {}).get("pattern") for f in schema["fields"]}
     assert patterns["COLL_SIRET"] == r"^\d{14}$" and patterns["DELIB_MATIERE_CODE"] == r"^\d\.\d{1,2}$"
+
+
+# --- hostile inputs (issue 13) ---------------------------------------------------------------
+
+def test_a_field_over_131072_characters_keeps_the_later_rows():
+    import csv
+
+    huge = "Considérant " * 20_000  # 240,000 characters in one quoted field
+    data = ("DELIB_ID;DELIB_OBJET;DELIB_URL\n1;court;https://x.fr/1.pdf\n"
+            f'2;"{huge}";https://x.fr/2.pdf\n3;après;https://x.fr/3.pdf\n4;fin;https://x.fr/4.pdf\n').encode()
+    before = csv.field_size_limit()
+    res = parse_scdl_csv(data)
+    assert [r.delib_id for r in res.rows] == ["1", "2", "3", "4"] and res.errors == []
+    assert len(res.rows[1].objet) == len(huge.strip())
+    assert csv.field_size_limit() == before  # the process-wide limit is restored
