@@ -58,7 +58,8 @@ class ParseResult:
     opendatasoft-json | local-csv; ``schema``: "scdl" when the columns are SCDL names, else
     "local"; ``columns``: canonical field -> column name as found; ``records``: data records
     read (blank ones excluded); ``declared_total``: the API's ``total_count`` when given (a
-    paginated ``/records`` answer holds fewer records than this).
+    paginated ``/records`` answer holds fewer records than this); ``filtered``: rows left out
+    by the dataset's ``filter``; ``page_records``: records in this answer (for paging).
     """
 
     source: str = ""
@@ -72,6 +73,8 @@ class ParseResult:
     warnings: list[RowError] = field(default_factory=list)
     records: int = 0
     declared_total: int | None = None
+    filtered: int = 0
+    page_records: int = 0
 
     @property
     def file_error(self) -> str | None:
@@ -96,4 +99,5 @@ class ParseResult:
             "source": self.source, "format": self.format, "schema": self.schema, "encoding": self.encoding,
             "delimiter": self.delimiter, "records": self.records, "rows": len(self.rows),
             "errors": len(self.errors), "warnings": len(self.warnings), "declared_total": self.declared_total,
+            "filtered": self.filtered,
         }

@@ -81,8 +81,11 @@ def _describe_errors(exc: ValidationError, known: list[str], prefix: str = "") -
         loc = tuple(err.get("loc", ()))
         original = (err.get("ctx") or {}).get("error")
         if isinstance(original, FieldError):
-            # A FieldError of a nested model (a dataset) names its field inside that model.
-            nested = _field_path(loc[:-1]) + "." if len(loc) > 1 else ""
+            # A FieldError of a nested model (a dataset) names its field inside that model:
+            # raised by a field validator (loc ends with the field) or a model validator (loc
+            # ends with the item's index).
+            parent = loc if loc and isinstance(loc[-1], int) else loc[:-1]
+            nested = _field_path(parent) + "." if parent else ""
             out.append((prefix + nested + original.field, original.message))
             continue
         out.append((prefix + _field_path(loc), _readable(err, known)))

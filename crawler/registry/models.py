@@ -6,6 +6,7 @@ Stage: crawl (configuration). Pydantic models validated field by field with the 
 """
 from __future__ import annotations
 
+import codecs
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -105,7 +106,16 @@ class Defaults(Limits):
         return Limits(**self.model_dump(exclude={"deny"}))
 
 
-DATASET_FORMATS = ("scdl-csv", "opendatasoft")
+DATASET_FORMATS = ("scdl-csv", "opendatasoft", "datagouv", "local-csv")
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+DELIMITERS = (";", ",", "\t", "|")
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name or len(name) > 64 or any(c not in _NAME_CHARS for c in name):
+        raise ValueError(f"field names are lower-case letters, digits and '_' (delib_id, coll_siret, …), "
+                         f"got {name!r}"[:300])
+    return name
 
 
 class Dataset(BaseModel):
@@ -113,7 +123,10 @@ class Dataset(BaseModel):
 
     ``domains``: hosts this dataset and the documents it lists may be fetched from besides
     the entry's own domains (an open-data portal, a document store). Nothing else leaves the
-    entry's domains: a row pointing elsewhere is recorded ``offsite``.
+    entry's domains: a row pointing elsewhere is recorded ``offsite``. ``filter``: rows kept
+    (field -> regex, all must match: a dataset that mixes publishers); ``resources``: for a
+    data.gouv.fr dataset, a regex on the titles and URLs of the files to read; ``columns``,
+    ``header``, ``record_lines``, ``encoding``, ``delimiter``: how a local format is read.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -122,7 +135,80 @@ class Dataset(BaseModel):
     format: str
     title: str = ""
     domains: list[str] = Field(default_factory=list)
+    filter: dict[str, str] = Field(default_factory=dict)
+    resources: str | None = None
+    columns: dict[str, str | int] = Field(default_factory=dict)
+    header: bool = True
+    record_lines: int = Field(default=1, ge=1, le=5)
+    encoding: str | None = None
+    delimiter: str | None = None
     sources: list[str] = Field(default_factory=list)
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, pattern in v.items():
+            _check_name(name)
+            try:
+                check_regex(pattern)
+            except ValueError as exc:
+                raise FieldError(f"filter.{name}", str(exc)) from None
+        return v
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, v: str | None) -> str | None:
+        return None if v is None else check_regex(v)
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _columns(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        for name, where in v.items():
+            _check_name(name)
+            if isinstance(where, bool) or not isinstance(where, (int, str)):
+                raise FieldError(f"columns.{name}", f"must be a column name or a 0-based position, got {where!r}"[:300])
+            if isinstance(where, int) and not 0 <= where <= 1000:
+                raise FieldError(f"columns.{name}", f"position must be between 0 and 1000, got {where}")
+            if isinstance(where, str) and not 0 < len(where) <= 200:
+                raise FieldError(f"columns.{name}", "column name must have 1 to 200 characters")
+        return v
+
+    @field_validator("record_lines", mode="before")
+    @classmethod
+    def _lines(cls, v: Any) -> Any:
+        return reject_bool(v)
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                codecs.lookup(v)
+            except (LookupError, ValueError):
+                raise ValueError(f"unknown encoding {v!r}"[:300]) from None
+        return v
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, v: str | None) -> str | None:
+        if v is not None and v not in DELIMITERS:
+            raise ValueError(f"must be one of ; , tab (\\t) |, got {v!r}"[:300])
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Dataset":
+        if self.format == "local-csv" and not self.columns:
+            raise FieldError("columns", "a local-csv dataset needs its column mapping (at least delib_id and "
+                                        "objet or url)")
+        if self.columns and ("delib_id" not in self.columns or not {"objet", "url"} & set(self.columns)):
+            raise FieldError("columns", "the column mapping must name delib_id and objet or url")
+        if not self.header and any(isinstance(w, str) for w in self.columns.values()):
+            raise FieldError("columns", "a file without a header is mapped by positions (0, 1, …), not names")
+        if self.resources is not None and self.format != "datagouv":
+            raise FieldError("resources", "only a datagouv dataset has resources to choose from")
+        return self
 
     @field_validator("url", mode="before")
     @classmethod

@@ -416,3 +416,40 @@ def test_invalid_utf8_and_oversized_registry(tmp_path):
     p.write_bytes(b"# " + b"x" * (5 * 1024 * 1024))
     with pytest.raises(RegistryError, match="larger than"):
         load_registry(p)
+
+
+# --- dataset declarations (issue 15) ----------------------------------------------------------
+
+def _dataset_error(tmp_path, **ds):
+    return _error(tmp_path, _two(_entry(slug="lyon", deliberation_datasets=[{"url": "http://127.0.0.1/d", **ds}])))
+
+
+def test_dataset_declarations_load(tmp_path):
+    ds = [
+        {"url": "https://www.data.gouv.fr/fr/datasets/x/", "format": "datagouv", "domains": ["data.gouv.fr"],
+         "filter": {"coll_siret": "^243500139", "delib_id": "^C"}, "resources": "DELIBERATION-20(2[2-9])"},
+        {"url": "http://127.0.0.1/v.txt", "format": "local-csv", "header": False, "record_lines": 2,
+         "encoding": "utf-16", "delimiter": "\t", "columns": {"delib_date": 0, "objet": 1, "delib_id": 3}},
+    ]
+    m = load_registry(_write(tmp_path, {"version": 1, "metropoles": [_entry(deliberation_datasets=ds)]})).metropoles[0]
+    gouv, local = m.deliberation_datasets
+    assert gouv.filter == {"coll_siret": "^243500139", "delib_id": "^C"} and gouv.resources.startswith("DELIB")
+    assert (local.header, local.record_lines, local.columns["delib_id"]) == (False, 2, 3)
+
+
+@pytest.mark.parametrize("ds,field,expected", [
+    ({"format": "local-csv"}, "columns", "needs its column mapping"),
+    ({"format": "local-csv", "columns": {"objet": 1}}, "columns", "must name delib_id"),
+    ({"format": "local-csv", "header": False, "columns": {"delib_id": "N°", "objet": 1}}, "columns", "positions"),
+    ({"format": "scdl-csv", "columns": {"delib_id": True, "objet": 1}}, "columns.delib_id", "column name or a 0-based"),
+    ({"format": "scdl-csv", "columns": {"delib_id": 5000, "objet": 1}}, "columns.delib_id", "between 0 and 1000"),
+    ({"format": "scdl-csv", "filter": {"coll_siret": "(a+)+$"}}, "filter.coll_siret", "nests"),
+    ({"format": "scdl-csv", "filter": {"Coll Siret": "x"}}, "filter", "field names"),
+    ({"format": "scdl-csv", "resources": "2024"}, "resources", "only a datagouv"),
+    ({"format": "scdl-csv", "record_lines": 9}, "record_lines", "<= 5"),
+    ({"format": "scdl-csv", "encoding": "klingon"}, "encoding", "unknown encoding"),
+    ({"format": "scdl-csv", "delimiter": "::"}, "delimiter", "must be one of"),
+])
+def test_dataset_declaration_errors(tmp_path, ds, field, expected):
+    msg = _dataset_error(tmp_path, **ds)
+    assert f"field 'deliberation_datasets[0].{field}" in msg and expected in msg, msg
