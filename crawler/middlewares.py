@@ -10,13 +10,15 @@ after a delay.
   its page or byte budget, its queued requests are dropped; in a re-crawl, a URL whose document
   is stored is asked for with ``If-None-Match`` / ``If-Modified-Since``.
 - :class:`BackoffRetryMiddleware` (replaces Scrapy's RetryMiddleware): retries 5xx, 408, 429
-  and network errors with exponential backoff, and waits what a 429/503 ``Retry-After`` says.
+  and network errors with exponential backoff, and waits what a 429/503 ``Retry-After`` says
+  (or, for a 429 without it, until the ``X-RateLimit-Reset`` time of Opendatasoft portals).
   The wait is a Twisted timer (a Deferred returned by the middleware): the reactor keeps
   serving other requests meanwhile (never ``time.sleep``).
 """
 from __future__ import annotations
 
 import logging
+import time
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
 from typing import Any
@@ -61,13 +63,27 @@ def parse_retry_after(value: bytes | str | None, now: datetime | None = None) ->
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
+def parse_rate_limit_reset(value: bytes | str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from an ``X-RateLimit-Reset`` value, the Unix time at which the quota
+    resets (what Opendatasoft portals send with a 429 instead of ``Retry-After``); None if
+    absent or unreadable."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    value = value.strip()
+    if not value.isdigit() or len(value) > 12:
+        return None
+    return max(0.0, int(value) - (time.time() if now is None else now))
+
+
 class CrawlGateMiddleware:
     """Drop done/over-budget requests; add conditional headers (see module docstring).
     Not enabled for spiders that do not fill the corpus (the registry check)."""
 
     def __init__(self, crawler: Any, state: CrawlState) -> None:
         self.crawler = crawler
-        self.state = state
+        self.crawl_state = state
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "CrawlGateMiddleware":
@@ -82,7 +98,7 @@ class CrawlGateMiddleware:
             return None
         url, kind = meta["b_url"], meta.get("b_kind", "page")
         stats = self.crawler.stats
-        state = self.state
+        state = self.crawl_state
         if state.is_done(metropole, url):
             stats.inc_value("barometre/skipped/already_done")
             raise AlreadyDone(f"already done in this crawl: {url}")
@@ -149,6 +165,8 @@ class BackoffRetryMiddleware:
         delay = self.backoff(request.meta.get("retry_times", 0))
         if response.status in (429, 503):
             wait = parse_retry_after(response.headers.get("Retry-After"))
+            if wait is None and response.status == 429:
+                wait = parse_rate_limit_reset(response.headers.get("X-RateLimit-Reset"))
             if wait is not None:
                 if wait > self.retry_after_max:
                     log.warning("%s asks to retry after %.0f s (> BAROMETRE_RETRY_AFTER_MAX=%.0f): "

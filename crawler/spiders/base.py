@@ -6,7 +6,7 @@ crawl, request building (meta keys below), response classification (media type f
 :mod:`crawler.outcomes`). Spiders yield requests and items only: the corpus store is opened and
 closed by :class:`crawler.state.CrawlStateExtension`, every write goes through
 :class:`crawler.pipelines.StorePipeline`, and a spider reads what it needs (is this URL done?
-what did a 304 point to?) through :attr:`BarometreSpider.state`.
+what did a 304 point to?) through :attr:`BarometreSpider.crawl_state`.
 
 Request meta keys: ``b_m`` metropolis slug, ``b_url`` normalised URL (the key of the
 ``fetches`` table), ``b_kind`` page|document|dataset|sitemap (a guess for documents: the bytes
@@ -94,14 +94,15 @@ class BarometreSpider(RegistrySpider):
 
     origin = "crawl"
     uses_store = True
-    _state: CrawlState | None = None
+    _crawl_state: CrawlState | None = None
 
     @property
-    def state(self) -> CrawlState:
-        """The crawl's shared state (store, start time, budgets): read-only for spiders."""
-        if self._state is None:
-            self._state = CrawlState.of(self.crawler)
-        return self._state
+    def crawl_state(self) -> CrawlState:
+        """The crawl's shared state (store, start time, budgets): read-only for spiders.
+        (Not ``state``: Scrapy's SpiderState extension owns that attribute under a JOBDIR.)"""
+        if self._crawl_state is None:
+            self._crawl_state = CrawlState.of(self.crawler)
+        return self._crawl_state
 
     async def start(self) -> Any:  # Scrapy >= 2.13
         for request in self.start_requests():
@@ -110,7 +111,7 @@ class BarometreSpider(RegistrySpider):
     # -- resume -----------------------------------------------------------------------------
     def log_links(self, metropole: str, url: str, requests: list[Request]) -> None:
         """Record a parsed page's outgoing requests (``links.jsonl``, for resume)."""
-        self.state.log_links(metropole, url, [
+        self.crawl_state.log_links(metropole, url, [
             [r.url, r.meta.get("b_kind"), r.meta.get("b_depth"), r.meta.get("b_anchor"),
              r.meta.get("b_ctx"), r.priority, r.callback.__name__ if r.callback else None]
             for r in requests
@@ -119,7 +120,7 @@ class BarometreSpider(RegistrySpider):
     def relogged_requests(self) -> Iterator[Request]:
         """Requests of the interrupted run that the store does not hold (resume only)."""
         seen: set[tuple[str, str]] = set()
-        state = self.state
+        state = self.crawl_state
         for entry in state.logged_links():
             m = entry["m"]
             for url, kind, depth, anchor, ctx, priority, callback in entry.get("links") or []:
@@ -195,7 +196,7 @@ class BarometreSpider(RegistrySpider):
                 depth=meta.get("b_depth"), nbytes=len(response.body), aliases=aliases,
             )
             return
-        self.state.bytes_received(m, len(response.body))
+        self.crawl_state.bytes_received(m, len(response.body))
         media, charset, ext = detect_media_type(
             response.body,
             (response.headers.get("Content-Type") or b"").decode("latin-1"),
@@ -235,7 +236,7 @@ class BarometreSpider(RegistrySpider):
     def handle_not_modified(self, response: Response, aliases: list[str]) -> Iterator[Any]:
         meta = response.meta
         m = meta["b_m"]
-        store = self.state.store
+        store = self.crawl_state.store
         previous = store.get_fetch(m, meta["b_url"]) or {}
         kind = previous.get("kind") or meta["b_kind"]
         yield FetchRecord(

@@ -167,7 +167,7 @@ class SiteSpider(BarometreSpider):
             self.crawler.stats.inc_value("barometre/skipped/depth")
             return None
         if not is_doc:
-            if self.state.budget_spent(m, "page"):
+            if self.crawl_state.budget_spent(m, "page"):
                 return None
             if not self.traps.allow(m, url):
                 self.crawler.stats.inc_value("barometre/skipped/trap")
@@ -234,7 +234,7 @@ class SiteSpider(BarometreSpider):
         record = records[0]
         if record.kind == "page" and record.document_id:
             try:
-                path = self.state.store.document_path(record.document_id)
+                path = self.crawl_state.store.document_path(record.document_id)
                 body = path.read_bytes()
             except (KeyError, OSError):
                 body = b""
@@ -249,7 +249,7 @@ class SiteSpider(BarometreSpider):
         yield from records
 
     def _stored_charset(self, document_id: str) -> str | None:
-        for source in self.state.store.sources(document_id=document_id):
+        for source in self.crawl_state.store.sources(document_id=document_id):
             charset = (source.get("headers") or {}).get("charset")
             if charset:
                 return charset
