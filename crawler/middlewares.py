@@ -107,7 +107,8 @@ class CrawlGateMiddleware:
             raise BudgetSpent(f"budget of {metropole} spent: {url}")
         if kind == "page":
             state.page_started(metropole)
-        if "If-None-Match" not in request.headers and "If-Modified-Since" not in request.headers:
+        if request.method == "GET" and "If-None-Match" not in request.headers \
+                and "If-Modified-Since" not in request.headers:
             previous = state.store.get_fetch(metropole, url)
             # Only for URLs whose bytes the store holds: a 304 must leave something to read
             # (a stored page's links are read back from the store).

@@ -21,12 +21,13 @@ from crawler.registry.models import (
     REGISTRY_VERSION,
     Dataset,
     Defaults,
+    Form,
     Limits,
     Metropole,
     Registry,
 )
 
 __all__ = [
-    "DATASET_FORMATS", "REGISTRY_VERSION", "Dataset", "Defaults", "Limits", "Metropole", "Registry",
+    "DATASET_FORMATS", "REGISTRY_VERSION", "Dataset", "Defaults", "Form", "Limits", "Metropole", "Registry",
     "default_registry_path", "load_registry", "registry_from_dict",
 ]

@@ -237,6 +237,52 @@ class Dataset(BaseModel):
         return list(dict.fromkeys(entry_domains + self.domains))
 
 
+class Form(BaseModel):
+    """A listing behind a form (WebDelib: the session is chosen in a ``<select>``): the page
+    at ``url`` is fetched, and the form submitted once per chosen option of ``field``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    form: str | None = None
+    field: str | None = None
+    options: str | None = None
+    formdata: dict[str, str] = Field(default_factory=dict)
+    max_options: int = Field(default=200, ge=1, le=5000)
+    sources: list[str] = Field(default_factory=list)
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _url(cls, v: Any) -> str:
+        return check_http_url(v)
+
+    @field_validator("form", "field", mode="before")
+    @classmethod
+    def _short(cls, v: Any) -> Any:
+        if v is not None and (not isinstance(v, str) or not 0 < len(v) <= 200):
+            raise ValueError(f"must be a string of 1 to 200 characters, got {v!r}"[:300])
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, v: str | None) -> str | None:
+        return None if v is None else check_regex(v)
+
+    @field_validator("formdata", mode="before")
+    @classmethod
+    def _formdata(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for key, value in v.items():
+                if not isinstance(key, str) or not isinstance(value, str) or len(key) > 200 or len(value) > 2000:
+                    raise ValueError(f"must map field names to strings, got {key!r}: {value!r}"[:300])
+        return v
+
+    @field_validator("max_options", mode="before")
+    @classmethod
+    def _max(cls, v: Any) -> Any:
+        return reject_bool(v)
+
+
 class Metropole(BaseModel):
     """One registry entry. After loading, ``limits`` is resolved (defaults merged) and
     ``deny`` holds the defaults' deny patterns followed by the entry's own."""
@@ -250,6 +296,7 @@ class Metropole(BaseModel):
     start_urls: list[str]
     sitemaps: list[str] = Field(default_factory=list)
     deliberation_datasets: list[Dataset] = Field(default_factory=list)
+    forms: list[Form] = Field(default_factory=list)
     allow: list[str] = Field(default_factory=list)
     deny: list[str] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
@@ -333,6 +380,8 @@ class Metropole(BaseModel):
                 self._inside(f"{field_name}[{i}]", url, self.domains)
         for i, ds in enumerate(self.deliberation_datasets):
             self._inside(f"deliberation_datasets[{i}].url", ds.url, ds.scope(self.domains))
+        for i, form in enumerate(self.forms):
+            self._inside(f"forms[{i}].url", form.url, self.domains)
         return self
 
     def _inside(self, field: str, url: str, domains: list[str]) -> None:

@@ -154,14 +154,23 @@ class BarometreSpider(RegistrySpider):
         extra_meta: dict[str, Any] | None = None,
         dont_filter: bool = False,
         always: bool = False,
-        request_cls: type[Request] = Request,
-        **request_kwargs: Any,
     ) -> Request:
-        m = self.metros[metropole]
+        meta = self.request_meta(metropole, url, kind=kind, depth=depth, referer=referer, anchor=anchor,
+                                 context_title=context_title, extra_meta=extra_meta, always=always)
+        headers = {"Referer": referer} if referer else None
+        return Request(
+            url, callback=callback or self.parse_response, errback=self.on_error, meta=meta,
+            priority=priority, dont_filter=dont_filter, headers=headers,
+        )
+
+    def request_meta(self, metropole: str, key: str, *, kind: str, depth: int = 0, referer: str | None = None,
+                     anchor: str | None = None, context_title: str | None = None,
+                     extra_meta: dict[str, Any] | None = None, always: bool = False) -> dict[str, Any]:
+        """The meta of a request whose outcome is recorded under ``key`` (module docstring)."""
         meta = {
-            "b_m": metropole, "b_url": url, "b_kind": kind, "b_depth": depth, "b_ref": referer,
+            "b_m": metropole, "b_url": key, "b_kind": kind, "b_depth": depth, "b_ref": referer,
             "b_anchor": anchor, "b_ctx": context_title,
-            "download_maxsize": m.limits.max_file_bytes,
+            "download_maxsize": self.metros[metropole].limits.max_file_bytes,
             "handle_httpstatus_list": HANDLED_STATUSES,
             # Where a request may go (redirects included) is the fetch policy's decision
             # (crawler.policy): Scrapy's offsite filter knows one domain list per spider.
@@ -171,11 +180,7 @@ class BarometreSpider(RegistrySpider):
             meta["b_always"] = True
         if extra_meta:
             meta.update(extra_meta)
-        headers = {"Referer": referer} if referer else None
-        return request_cls(
-            url, callback=callback or self.parse_response, errback=self.on_error, meta=meta,
-            priority=priority, dont_filter=dont_filter, headers=headers, **request_kwargs,
-        )
+        return meta
 
     # -- responses ------------------------------------------------------------------------
     def parse(self, response: Response, **kwargs: Any) -> Any:  # scrapy's default callback

@@ -17,6 +17,8 @@ How it spends its budget:
   (``crawler.focus.TrapGuard``), on top of the depth limit;
 - sitemaps: the entry's ``sitemaps``, ``/sitemap.xml`` and the ``Sitemap:`` lines of
   ``robots.txt`` of every start URL's site (entries enter at depth 1);
+- forms: the entry's ``forms`` are submitted once per chosen option (crawler.spiders.forms),
+  each answer a listing page at depth 1;
 - which HTML pages are stored: the start URLs, and every page whose relevance
   (``crawler.focus.page_score``: URL, title + first heading, anchor that led to it) reaches
   ``BAROMETRE_PAGE_THRESHOLD``; other pages are followed but not stored (their outcome is
@@ -37,6 +39,7 @@ from scrapy.utils.sitemap import Sitemap
 from crawler.focus import TrapGuard, link_score, looks_like_document, page_score
 from crawler.items import FetchRecord
 from crawler.spiders.base import BarometreSpider
+from crawler.spiders.forms import FormListings
 from crawler.urls import normalise_url, url_allowed
 from nlp.media import DOCUMENT_EXTENSIONS, url_extension
 
@@ -60,7 +63,7 @@ def page_title_and_heading(response: Response) -> tuple[str, str]:
     )
 
 
-class SiteSpider(BarometreSpider):
+class SiteSpider(FormListings, BarometreSpider):
     name = "site"
 
     @classmethod
@@ -89,6 +92,7 @@ class SiteSpider(BarometreSpider):
                 # dont_filter: after a kill, Scrapy's seen-set may hold a start URL that was never
                 # done; the gate skips the ones the store holds.
                 yield self.make_request(slug, url, kind="page", depth=0, priority=1000, dont_filter=True)
+            yield from self.form_requests(slug)
             if self.use_sitemaps:
                 origins = dict.fromkeys(f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in m.start_urls)
                 for origin in origins:

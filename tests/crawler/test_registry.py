@@ -453,3 +453,13 @@ def test_dataset_declarations_load(tmp_path):
 def test_dataset_declaration_errors(tmp_path, ds, field, expected):
     msg = _dataset_error(tmp_path, **ds)
     assert f"field 'deliberation_datasets[0].{field}" in msg and expected in msg, msg
+
+
+def test_forms_declared_inside_the_entry(tmp_path):
+    ok = [{"url": "http://127.0.0.1/webdelib/", "field": "seance_id", "options": "Conseil", "formdata": {"type": "d"}}]
+    m = load_registry(_write(tmp_path, {"version": 1, "metropoles": [_entry(forms=ok)]})).metropoles[0]
+    assert m.forms[0].field == "seance_id" and m.forms[0].max_options == 200
+    msg = _error(tmp_path, _two(_entry(slug="lyon", forms=[{"url": "https://elsewhere.org/f"}])))
+    assert "field 'forms[0].url'" in msg and "outside" in msg
+    msg = _error(tmp_path, _two(_entry(slug="lyon", forms=[{"url": "http://127.0.0.1/f", "options": "(x+)+"}])))
+    assert "field 'forms[0].options'" in msg and "nests" in msg
