@@ -50,7 +50,7 @@ class StorePipeline:
                 anchor_text=item.anchor_text, page_title=item.page_title,
                 http_status=item.http_status, etag=item.etag, last_modified=item.last_modified,
                 headers=item.headers or None, fetched_at=item.fetched_at, origin=item.origin,
-                metadata=item.metadata,
+                metadata=item.metadata, attribution=item.attribution,
             )
             self.stats.inc_value("barometre/sources_attached")
         elif isinstance(item, FetchRecord):
@@ -79,7 +79,7 @@ class StorePipeline:
                 anchor_text=item.anchor_text or None, page_title=item.page_title or None,
                 http_status=item.http_status, etag=item.etag, last_modified=item.last_modified,
                 headers=item.headers, fetched_at=item.fetched_at, origin=item.origin,
-                metadata=item.metadata,
+                metadata=item.metadata, attribution=item.attribution,
             )
             # Inside the document's transaction: once a URL's fetch says ok, its bytes are stored.
             self._record_fetch(FetchRecord(

@@ -89,6 +89,12 @@ BAROMETRE_RSS_MILESTONES: list[int] = []
 # Append the final stats of each spider to this file (JSON lines), e.g. for bench/.
 BAROMETRE_STATS_FILE = None
 
+# --- shared domains --------------------------------------------------------------------
+# A document found on a domain shared by a city and its metropolis (a registry entry's
+# `shared_domains`) whose letterhead says neither is stored but flagged 'undecided' and left
+# out of the metropolis's documents (crawler.attribution); True keeps it ('kept').
+BAROMETRE_KEEP_UNDECIDED = False
+
 # --- fetch policy ----------------------------------------------------------------------
 # Requests go only to the registry entries' domains (and a dataset's own `domains`), never
 # to loopback, private, link-local, multicast or reserved addresses (crawler.policy) except

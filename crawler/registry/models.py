@@ -297,6 +297,8 @@ class Metropole(BaseModel):
     sitemaps: list[str] = Field(default_factory=list)
     deliberation_datasets: list[Dataset] = Field(default_factory=list)
     forms: list[Form] = Field(default_factory=list)
+    shared_domains: list[str] = Field(default_factory=list)
+    shared_with: str | None = None
     allow: list[str] = Field(default_factory=list)
     deny: list[str] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
@@ -331,7 +333,20 @@ class Metropole(BaseModel):
             raise ValueError(f"must be 9 digits, got {v!r}"[:300])
         return v
 
-    @field_validator("domains", "start_urls", "sitemaps", "allow", "deny", "sources", mode="before")
+    @field_validator("shared_domains")
+    @classmethod
+    def _shared(cls, v: list[str]) -> list[str]:
+        return each("shared_domains", v, check_host)
+
+    @field_validator("shared_with", mode="before")
+    @classmethod
+    def _shared_with(cls, v: Any) -> Any:
+        if v is not None and (not isinstance(v, str) or not 0 < len(v.strip()) <= 300):
+            raise ValueError(f"must be the other publisher's name, got {v!r}"[:300])
+        return v
+
+    @field_validator("domains", "start_urls", "sitemaps", "shared_domains", "allow", "deny", "sources",
+                     mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
         return str_list(v)
@@ -382,7 +397,14 @@ class Metropole(BaseModel):
             self._inside(f"deliberation_datasets[{i}].url", ds.url, ds.scope(self.domains))
         for i, form in enumerate(self.forms):
             self._inside(f"forms[{i}].url", form.url, self.domains)
+        for i, host in enumerate(self.shared_domains):
+            if not host_in_domains(host, self.domains):
+                raise FieldError(f"shared_domains[{i}]", f"{host!r} is not one of the entry's domains {self.domains}")
         return self
+
+    def is_shared(self, host: str | None) -> bool:
+        """Is ``host`` on a domain this metropolis shares with another publisher?"""
+        return bool(host) and host_in_domains(host or "", self.shared_domains)
 
     def _inside(self, field: str, url: str, domains: list[str]) -> None:
         host = host_of(url)

@@ -27,12 +27,13 @@ from typing import Any, Iterable, Iterator
 import scrapy
 from scrapy.http import Request, Response
 
+from crawler.attribution import Attribution, document_text, from_publisher_fields, from_text
 from crawler.focus import prepare_keywords
 from crawler.items import KEPT_HEADERS, DocumentItem, FetchRecord, SourceItem
 from crawler.outcomes import HANDLED_STATUSES, classify_failure, http_status_slug
 from crawler.registry import Metropole, load_registry, registry_from_dict
 from crawler.state import CrawlState
-from crawler.urls import normalise_url
+from crawler.urls import host_of, normalise_url
 from nlp.media import DOCUMENT_TYPES, detect_media_type, is_html
 from nlp.store import utcnow
 
@@ -94,7 +95,14 @@ class BarometreSpider(RegistrySpider):
 
     origin = "crawl"
     uses_store = True
+    keep_undecided = False
     _crawl_state: CrawlState | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> "BarometreSpider":
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.keep_undecided = crawler.settings.getbool("BAROMETRE_KEEP_UNDECIDED")
+        return spider
 
     @property
     def crawl_state(self) -> CrawlState:
@@ -283,11 +291,42 @@ class BarometreSpider(RegistrySpider):
             return
         yield self.document_item(response, media, ext, charset, aliases, kind="document")
 
+    def attribute(self, response: Response, media: str, charset: str | None) -> Attribution | None:
+        """Who published a document found on a shared domain (None: not on one)."""
+        meta = response.meta
+        entry = self.metros[meta["b_m"]]
+        if not entry.is_shared(host_of(response.url)):
+            return None
+        if meta.get("b_meta"):
+            decided = from_publisher_fields(meta["b_meta"], entry.siren, entry.name)
+            if decided is not None:
+                return decided
+        return from_text(document_text(response.body, media, charset), entry.siren, entry.name, entry.shared_with)
+
+    def attribution_value(self, attribution: Attribution | None) -> str | None:
+        """What the store records for a document's source (see crawler.attribution)."""
+        if attribution is None:
+            return None
+        if attribution.decision == "undecided":
+            return "kept" if self.keep_undecided else "undecided"
+        return attribution.decision
+
     def document_item(self, response: Response, media: str, ext: str, charset: str | None,
                       aliases: list[str], *, kind: str | None = None, page_title: str | None = None,
-                      extra: dict[str, Any] | None = None) -> DocumentItem:
+                      extra: dict[str, Any] | None = None) -> DocumentItem | FetchRecord:
+        """The item that stores a document, or the fetch record of a document found on a
+        shared domain that says it is another publisher's."""
         meta = response.meta
+        attribution = self.attribute(response, media, charset)
+        if attribution is not None and attribution.decision == "other":
+            self.crawler.stats.inc_value("barometre/attribution/other")
+            return FetchRecord(meta["b_m"], self.final_url(response), "other-publisher", kind or meta["b_kind"],
+                               http_status=response.status, error=attribution.evidence[:500],
+                               referer=meta.get("b_ref"), depth=meta.get("b_depth"), nbytes=len(response.body),
+                               aliases=aliases)
         metadata: dict[str, Any] = {"depth": meta.get("b_depth"), "spider": self.name}
+        if attribution is not None:
+            metadata["publisher"] = attribution.to_dict()
         if meta.get("redirect_urls"):
             metadata["redirect_urls"] = list(meta["redirect_urls"])
         if meta.get("b_meta"):
@@ -302,6 +341,7 @@ class BarometreSpider(RegistrySpider):
             anchor_text=meta.get("b_anchor") or None, page_title=page_title or meta.get("b_ctx") or None,
             headers=headers, etag=headers.get("ETag"), last_modified=headers.get("Last-Modified"),
             origin=self.origin, depth=meta.get("b_depth"), metadata=metadata, aliases=aliases,
+            attribution=self.attribution_value(attribution),
         )
 
     # -- failures -------------------------------------------------------------------------

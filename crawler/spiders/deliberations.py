@@ -43,7 +43,8 @@ from crawler.outcomes import http_status_slug
 from crawler.registry import Dataset
 from crawler.spiders.base import BarometreSpider
 from crawler.state import done_fetch
-from crawler.urls import normalise_url
+from crawler.attribution import from_publisher_fields
+from crawler.urls import host_of, normalise_url
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,9 @@ class DeliberationsSpider(BarometreSpider):
             if url in seen:
                 continue  # a second row for the same file: the first row's metadata kept
             seen.add(url)
-            yield self.row_item(response, row, url, result.to_metadata(row))
+            item = self.row_item(response, row, url, result.to_metadata(row))
+            if item is not None:
+                yield item
 
     def row_item(self, response: Response, row: DeliberationRow, url: str, metadata: dict[str, Any]) -> Any:
         m = response.meta["b_m"]
@@ -184,11 +187,19 @@ class DeliberationsSpider(BarometreSpider):
             # Already downloaded in this crawl (linked from the site, or before a kill):
             # attach the row to the stored document instead of fetching it again.
             stored = store.source_of(fetch["document_id"], m) or {}
+            attribution = stored.get("attribution")
+            entry = self.metros[m]
+            if entry.is_shared(host_of(url)):
+                decided = from_publisher_fields(metadata, entry.siren, entry.name)
+                if decided is not None and decided.decision == "other":
+                    return None  # the row's publisher is not the metropolis
+                attribution = self.attribution_value(decided) if decided is not None else attribution
             return SourceItem(
                 fetch["document_id"], m, stored.get("url") or url, fetch.get("http_status"),
                 fetched_at=fetch["fetched_at"], referer=response.url, anchor_text=anchor,
                 headers=stored.get("headers") or {}, etag=fetch.get("etag"),
                 last_modified=fetch.get("last_modified"), origin=self.origin, metadata=metadata,
+                attribution=attribution,
             )
         return self.make_request(
             m, url, kind="document", depth=1, referer=response.url, anchor=anchor, priority=50,

@@ -253,7 +253,7 @@ class SiteSpider(FormListings, BarometreSpider):
         yield from records
 
     def _stored_charset(self, document_id: str) -> str | None:
-        for source in self.crawl_state.store.sources(document_id=document_id):
+        for source in self.crawl_state.store.sources(document_id=document_id, include_undecided=True):
             charset = (source.get("headers") or {}).get("charset")
             if charset:
                 return charset
