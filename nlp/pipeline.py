@@ -120,6 +120,15 @@ def stage_crawl(settings: Settings, *, registry: Path | dict | None = None, resu
     return result
 
 
+def stage_registry_check(settings: Settings, *, registry: Path | None = None) -> Any:
+    """``barometre registry check``: each URL of the registry fetched once, politely, and
+    reported (crawler.check.CheckReport); nothing is written to the corpus."""
+    from crawler.check import run_check
+
+    return run_check(registry if registry is not None else settings.registry, settings.metropoles or None,
+                     overrides=dict(settings.crawl), log_level=settings.log_level)
+
+
 def stage_import(settings: Settings, folder: Path, metropole: str) -> dict[str, Any]:
     from nlp.importer import import_folder
 
