@@ -113,6 +113,12 @@ class RowBuilder:
         if delib_date is None and self.has_date:
             warn.append("empty DELIB_DATE; row kept without a date")
         objet = values.get("objet") or None
+        if (objet and len(delib_id) >= 3 and delib_id[-1].isdigit() and len(objet) > len(delib_id)
+                and objet.startswith(delib_id) and objet[len(delib_id)].isalpha()):
+            # Rennes's export glues the id to the subject ("C2026_108Administration…"): an id
+            # ending with a digit, then a letter. A subject that only starts like the id ("2 rue
+            # X" for id 2, "Adoption" for id "A") is left alone.
+            objet = objet[len(delib_id):]
         url, other_urls, url_problem = check_url(values.get("url", ""), self.base_url)
         if not objet and not url:
             res.errors.append(RowError(row_number, "neither DELIB_OBJET nor a usable DELIB_URL; row skipped"))

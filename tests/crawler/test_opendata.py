@@ -569,3 +569,10 @@ def test_datagouv_dataset_resolves_to_its_data_resources():
     assert [r.title for r in only_2022.resources] == ["DELIBERATION-2022.csv"]
     assert "no CSV or JSON resource matches" in parse_datagouv(json.dumps(MEGALIS).encode(), "x", "2030").errors[0].reason
     assert parse_datagouv(b"<html>", "x").errors[0].reason.startswith("not a data.gouv.fr dataset answer")
+
+
+def test_subject_glued_to_its_id_is_cut():
+    # Rennes Métropole's export: "C2026_108Administration générale…" (bruz-en-action strips it too)
+    res = parse_scdl_csv("delib_id;delib_objet\nC2026_108;C2026_108Administration générale\n2;2 rue X\n"
+                         "A;Adoption du budget\n".encode())
+    assert [r.objet for r in res.rows] == ["Administration générale", "2 rue X", "Adoption du budget"]

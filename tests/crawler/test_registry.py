@@ -463,3 +463,20 @@ def test_forms_declared_inside_the_entry(tmp_path):
     assert "field 'forms[0].url'" in msg and "outside" in msg
     msg = _error(tmp_path, _two(_entry(slug="lyon", forms=[{"url": "http://127.0.0.1/f", "options": "(x+)+"}])))
     assert "field 'forms[0].options'" in msg and "nests" in msg
+
+
+def test_every_shipped_registry_url_has_a_source():
+    """Issue 15: start URLs and sitemaps carry a comment saying where they were seen; datasets
+    and forms list their sources."""
+    text = default_registry_path().read_text(encoding="utf-8")
+    lines = text.splitlines()
+    reg = load_registry()
+    for m in reg.metropoles:
+        for url in m.start_urls + m.sitemaps:
+            line = next(ln for ln in lines if f'"{url}"' in ln)
+            assert "#" in line.split(f'"{url}"', 1)[1], (m.slug, url)
+        for item in m.deliberation_datasets + m.forms:
+            assert item.sources, (m.slug, item.url)
+    with_data = {m.slug for m in reg.metropoles if m.deliberation_datasets}
+    assert with_data == {"rennes", "tours", "brest"}
+    assert {m.slug for m in reg.metropoles if m.shared_domains} == {"brest", "strasbourg"}
