@@ -143,3 +143,18 @@ def test_a_dataset_may_leave_the_entry_only_where_the_registry_says(server: Any,
     fetches = _crawl(server, tmp_path / "b", dataset, allow_addresses=[])
     assert {f["status"] for f in fetches.values()} == {"blocked-address"}
     assert server.requests == []
+
+
+def test_repro_backslash_registry_through_the_cli(tmp_path: Path, capsys: Any) -> None:
+    """../shared/repro's backslash registry: `barometre crawl` ends with one line, exit 1,
+    before anything is fetched."""
+    repro = Path(__file__).resolve().parents[3] / "shared" / "repro" / "registry_backslash_start_url__domain_bypass.yaml"
+    if not repro.exists():
+        pytest.skip("../shared/repro is absent")
+    from nlp.cli import main
+
+    code = main(["crawl", "--registry", str(repro), "--corpus-dir", str(tmp_path / "c"),
+                 "--outputs-dir", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "start_urls[1]" in err[0] and "backslash" in err[0]
+    assert not (tmp_path / "c" / "corpus.sqlite").exists()
