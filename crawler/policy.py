@@ -19,7 +19,8 @@ Rules, in order:
    for a dataset and the documents it lists the dataset's own ``domains`` (request meta
    ``b_scope``). A request without an entry (robots.txt) must be inside some entry's scope.
 4. A host name is resolved (through the reactor's resolver: Scrapy's cache, so the address
-   checked is the address used) and the address checked as in rule 2.
+   checked is the address used) and the address checked as in rule 2; a name that does not
+   resolve is a ``dns-error`` here, never sent unchecked.
 
 Redirects are new requests and go through the same rules, so a redirect to another host or to
 an internal address is refused like a link to it.
@@ -134,8 +135,9 @@ class FetchPolicyMiddleware:
         return self._resolve(host)
 
     def _resolve(self, host: str) -> Any:
-        """A Deferred that checks the address ``host`` resolves to (None: the request goes
-        on; a DNS failure is left to the download, which records ``dns-error``)."""
+        """A Deferred that checks the address ``host`` resolves to: None, the request goes on;
+        a failure, it does not. A name that does not resolve fails here (``dns-error``, retried
+        like any DNS error) rather than being sent unchecked."""
         from twisted.internet import reactor
 
         def check(address: str) -> None:
@@ -145,12 +147,7 @@ class FetchPolicyMiddleware:
             if refusal:
                 self._refuse(BlockedAddress(refusal))
 
-        def unresolved(failure: Any) -> Any:
-            if failure.check(BlockedAddress):
-                return failure
-            return None
-
-        return reactor.resolve(host).addCallback(check).addErrback(unresolved)
+        return reactor.resolve(host).addCallback(check)
 
     def _refuse(self, exc: Exception) -> None:
         self.stats.inc_value(f"barometre/policy/{getattr(exc, 'slug', 'refused')}")

@@ -158,3 +158,13 @@ def test_repro_backslash_registry_through_the_cli(tmp_path: Path, capsys: Any) -
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "start_urls[1]" in err[0] and "backslash" in err[0]
     assert not (tmp_path / "c" / "corpus.sqlite").exists()
+
+
+def test_unresolvable_names_are_not_sent_unchecked(monkeypatch: Any) -> None:
+    from twisted.internet import defer, reactor
+    from twisted.internet.error import DNSLookupError
+
+    monkeypatch.setattr(reactor, "resolve", lambda name, *a: defer.fail(DNSLookupError(name)), raising=False)
+    outcome: list[Any] = []
+    _middleware().process_request(Request("http://example.org/x", meta={"b_m": "m"})).addBoth(outcome.append)
+    assert outcome[0].check(DNSLookupError)
