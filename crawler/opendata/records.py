@@ -92,12 +92,3 @@ class ParseResult:
         d.pop("row_number")
         meta.update(d)
         return meta
-
-    def summary(self) -> dict[str, Any]:
-        """Counts for logs and the crawl summary."""
-        return {
-            "source": self.source, "format": self.format, "schema": self.schema, "encoding": self.encoding,
-            "delimiter": self.delimiter, "records": self.records, "rows": len(self.rows),
-            "errors": len(self.errors), "warnings": len(self.warnings), "declared_total": self.declared_total,
-            "filtered": self.filtered,
-        }
