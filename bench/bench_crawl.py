@@ -111,6 +111,7 @@ def run_barometre(url: str, pages: int, work: Path, milestones: str, store_all: 
         "BAROMETRE_PROGRESS_INTERVAL": 0, "BAROMETRE_STATS_FILE": str(stats_file),
         "BAROMETRE_RSS_MILESTONES": [int(x) for x in milestones.split(",")],
         "LOG_LEVEL": "WARNING", "spiders": ["site"], "contact": "bench@barometre.invalid",
+        "allow_addresses": ["127.0.0.1"],  # the fixture server runs on this machine
     }
     if store_all:
         overrides["page_threshold"] = 0

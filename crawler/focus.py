@@ -18,6 +18,7 @@ import unicodedata
 from collections import defaultdict
 from urllib.parse import unquote, urlsplit
 
+from nlp.io import fold_accents
 from nlp.media import DOCUMENT_EXTENSIONS, url_extension
 
 DEFAULT_KEYWORDS: tuple[str, ...] = (
@@ -42,8 +43,7 @@ def normalise_text(text: str) -> str:
 
     Cached: menus repeat the same anchors and titles on every page of a site, and the
     Unicode decomposition is the costliest step of scoring a link."""
-    text = unicodedata.normalize("NFKD", text or "")
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = fold_accents(unicodedata.normalize("NFKC", text or ""))
     return " " + _PUNCT.sub(" ", text.lower()).strip() + " "
 
 

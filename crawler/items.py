@@ -69,6 +69,7 @@ class DocumentItem:
     depth: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+    attribution: str | None = None  # on a shared domain: metropole | undecided | kept
 
 
 @dataclass
@@ -88,3 +89,4 @@ class SourceItem:
     last_modified: str | None = None
     origin: str = "crawl"
     metadata: dict[str, Any] = field(default_factory=dict)
+    attribution: str | None = None

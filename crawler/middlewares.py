@@ -10,30 +10,27 @@ after a delay.
   its page or byte budget, its queued requests are dropped; in a re-crawl, a URL whose document
   is stored is asked for with ``If-None-Match`` / ``If-Modified-Since``.
 - :class:`BackoffRetryMiddleware` (replaces Scrapy's RetryMiddleware): retries 5xx, 408, 429
-  and network errors with exponential backoff, and waits what a 429/503 ``Retry-After`` says.
+  and network errors with exponential backoff, and waits what a 429/503 ``Retry-After`` says
+  (or, for a 429 without it, until the ``X-RateLimit-Reset`` time of Opendatasoft portals).
   The wait is a Twisted timer (a Deferred returned by the middleware): the reactor keeps
   serving other requests meanwhile (never ``time.sleep``).
 """
 from __future__ import annotations
 
 import logging
+import time
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
 from typing import Any
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import NotConfigured
 from scrapy.utils.misc import load_object
 
+from crawler.outcomes import AlreadyDone, BudgetSpent
+from crawler.state import CrawlState
+
 log = logging.getLogger(__name__)
-
-
-class AlreadyDone(IgnoreRequest):
-    """The store already holds this URL's outcome for the crawl being resumed."""
-
-
-class BudgetSpent(IgnoreRequest):
-    """The metropolis has used its page or byte budget."""
 
 
 def later(seconds: float, value: Any) -> Any:
@@ -66,36 +63,53 @@ def parse_retry_after(value: bytes | str | None, now: datetime | None = None) ->
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
-class CrawlGateMiddleware:
-    """Drop done/over-budget requests; add conditional headers (see module docstring)."""
+def parse_rate_limit_reset(value: bytes | str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from an ``X-RateLimit-Reset`` value, the Unix time at which the quota
+    resets (what Opendatasoft portals send with a 429 instead of ``Retry-After``); None if
+    absent or unreadable."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    value = value.strip()
+    if not value.isdigit() or len(value) > 12:
+        return None
+    return max(0.0, int(value) - (time.time() if now is None else now))
 
-    def __init__(self, crawler: Any) -> None:
+
+class CrawlGateMiddleware:
+    """Drop done/over-budget requests; add conditional headers (see module docstring).
+    Not enabled for spiders that do not fill the corpus (the registry check)."""
+
+    def __init__(self, crawler: Any, state: CrawlState) -> None:
         self.crawler = crawler
+        self.crawl_state = state
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "CrawlGateMiddleware":
-        return cls(crawler)
+        if not getattr(crawler.spider, "uses_store", False):
+            raise NotConfigured("the spider does not use the corpus store")
+        return cls(crawler, CrawlState.of(crawler))
 
     def process_request(self, request: Any, spider: Any = None) -> None:
-        spider = spider or self.crawler.spider
         meta = request.meta
         metropole = meta.get("b_m")
-        if not metropole or not hasattr(spider, "store"):
+        if not metropole or meta.get("b_always"):
             return None
         url, kind = meta["b_url"], meta.get("b_kind", "page")
         stats = self.crawler.stats
-        if meta.get("b_always"):
-            return None
-        if spider.is_done(metropole, url):
+        state = self.crawl_state
+        if state.is_done(metropole, url):
             stats.inc_value("barometre/skipped/already_done")
             raise AlreadyDone(f"already done in this crawl: {url}")
-        if spider.budget_spent(metropole, kind):
+        if state.budget_spent(metropole, kind):
             stats.inc_value("barometre/skipped/budget")
             raise BudgetSpent(f"budget of {metropole} spent: {url}")
         if kind == "page":
-            spider.page_started(metropole)
-        if "If-None-Match" not in request.headers and "If-Modified-Since" not in request.headers:
-            previous = spider.store.get_fetch(metropole, url)
+            state.page_started(metropole)
+        if request.method == "GET" and "If-None-Match" not in request.headers \
+                and "If-Modified-Since" not in request.headers:
+            previous = state.store.get_fetch(metropole, url)
             # Only for URLs whose bytes the store holds: a 304 must leave something to read
             # (a stored page's links are read back from the store).
             if previous and previous.get("document_id") and previous.get("status") in ("ok", "not-modified"):
@@ -118,8 +132,6 @@ class BackoffRetryMiddleware:
         settings = crawler.settings
         self.crawler = crawler
         if not settings.getbool("RETRY_ENABLED"):
-            from scrapy.exceptions import NotConfigured
-
             raise NotConfigured
         self.max_retry_times = settings.getint("RETRY_TIMES")
         self.retry_http_codes = {int(x) for x in settings.getlist("RETRY_HTTP_CODES")}
@@ -154,6 +166,8 @@ class BackoffRetryMiddleware:
         delay = self.backoff(request.meta.get("retry_times", 0))
         if response.status in (429, 503):
             wait = parse_retry_after(response.headers.get("Retry-After"))
+            if wait is None and response.status == 429:
+                wait = parse_rate_limit_reset(response.headers.get("X-RateLimit-Reset"))
             if wait is not None:
                 if wait > self.retry_after_max:
                     log.warning("%s asks to retry after %.0f s (> BAROMETRE_RETRY_AFTER_MAX=%.0f): "

@@ -17,7 +17,9 @@ across both), with their logs on stderr.
 options: ``contact`` (goes in the user agent), ``user_agent`` (replaces it), ``max_pages``,
 ``max_depth``, ``max_file_bytes``, ``max_total_bytes``, ``keywords`` (override every
 selected entry's limits), ``spiders`` (default ``["site", "deliberations"]``),
-``page_threshold``.
+``page_threshold``, ``keep_undecided`` (documents of a shared domain whose publisher is
+undecided count for the metropolis), ``allow_addresses`` (addresses or networks the fetch policy lets requests
+go to although they are not public, e.g. ``["127.0.0.1"]`` for a local server).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -92,7 +95,7 @@ class CrawlSummary:
 
 def summary_columns() -> list[str]:
     return (
-        ["metropole", "pages_seen", "documents", "bytes"]
+        ["metropole", "pages_seen", "documents", "bytes", "undecided"]
         + [f"type_{v}" for v in dict.fromkeys(MEDIA_COLUMNS.values())] + ["type_other"]
         + [f"status_{s}" for s in FETCH_STATUSES]
     )
@@ -103,6 +106,8 @@ def summarise(corpus_dir: Path, metropoles: list[str]) -> CrawlSummary:
 
     ``pages_seen``: HTML pages tried (``fetches`` of kind page); ``documents``/``bytes``:
     distinct stored documents with a source for the metropolis (pages kept included);
+    ``undecided``: documents of a shared domain whose publisher is undecided (not counted in
+    ``documents``);
     ``type_*``: those documents by media type; ``status_*``: ``fetches`` rows by status.
     """
     from nlp.store import CorpusStore
@@ -117,6 +122,8 @@ def summarise(corpus_dir: Path, metropoles: list[str]) -> CrawlSummary:
             row["pages_seen"] = sum(1 for f in fetches if f["kind"] == "page")
             row["documents"] = len(docs)
             row["bytes"] = sum(d.size for d in docs)
+            row["undecided"] = len({s["document_id"] for s in store.sources(metropoles=[m], include_undecided=True)
+                                    if s.get("attribution") == "undecided"} - {d.id for d in docs})
             for d in docs:
                 col = MEDIA_COLUMNS.get(d.media_type.split(";")[0])
                 row[f"type_{col}" if col else "type_other"] += 1
@@ -136,6 +143,12 @@ def write_summary_csv(summary: CrawlSummary, path: Path) -> Path:
         writer.writerows(summary.rows)
     summary.csv_path = path
     return path
+
+
+def reset_jobdir(jobdir: Path) -> None:
+    """Forget a previous crawl's queue (a crawl without ``--resume`` starts afresh)."""
+    if jobdir.exists():
+        shutil.rmtree(jobdir)
 
 
 def jobdir_for(corpus_dir: Path, spider: str) -> Path:
@@ -170,7 +183,8 @@ def build_crawl_args(
     overrides = dict(overrides or {})
     options = {k: v for k, v in overrides.items() if not k.isupper()}
     settings = {k: v for k, v in overrides.items() if k.isupper()}
-    unknown = set(options) - set(LIMIT_OPTIONS) - {"contact", "user_agent", "spiders", "page_threshold"}
+    unknown = set(options) - set(LIMIT_OPTIONS) - {"contact", "user_agent", "spiders", "page_threshold",
+                                                   "allow_addresses", "keep_undecided"}
     if unknown:
         raise BarometreError(f"unknown crawl option(s): {', '.join(sorted(unknown))}")
     spiders = list(options.get("spiders") or SPIDERS)
@@ -186,6 +200,10 @@ def build_crawl_args(
         settings["BAROMETRE_CONTACT"] = options["contact"]
     if options.get("user_agent"):
         settings["USER_AGENT"] = options["user_agent"]
+    if options.get("keep_undecided") is not None:
+        settings["BAROMETRE_KEEP_UNDECIDED"] = bool(options["keep_undecided"])
+    if options.get("allow_addresses"):
+        settings["BAROMETRE_ALLOWED_ADDRESSES"] = [str(a) for a in options["allow_addresses"]]
     if options.get("page_threshold") is not None:
         settings["BAROMETRE_PAGE_THRESHOLD"] = float(options["page_threshold"])
     if not progress:
@@ -278,9 +296,9 @@ def crawl_in_process(args: dict[str, Any]) -> int:
     from scrapy.utils.reactor import install_reactor
     from twisted.internet import defer
 
-    from crawler.spiders import crawl_start_time, reset_jobdir
     from crawler.spiders.deliberations import DeliberationsSpider
     from crawler.spiders.site import SiteSpider
+    from crawler.state import crawl_start_time
 
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")

@@ -89,7 +89,23 @@ BAROMETRE_RSS_MILESTONES: list[int] = []
 # Append the final stats of each spider to this file (JSON lines), e.g. for bench/.
 BAROMETRE_STATS_FILE = None
 
+# --- shared domains --------------------------------------------------------------------
+# A document found on a domain shared by a city and its metropolis (a registry entry's
+# `shared_domains`) whose letterhead says neither is stored but flagged 'undecided' and left
+# out of the metropolis's documents (crawler.attribution); True keeps it ('kept').
+BAROMETRE_KEEP_UNDECIDED = False
+
+# --- fetch policy ----------------------------------------------------------------------
+# Requests go only to the registry entries' domains (and a dataset's own `domains`), never
+# to loopback, private, link-local, multicast or reserved addresses (crawler.policy) except
+# the addresses or networks listed here: the tests and the demo allow 127.0.0.1.
+BAROMETRE_ALLOWED_ADDRESSES: list[str] = []
+
 DOWNLOADER_MIDDLEWARES = {
+    # First of all, before robots.txt is asked for: where a request may go at all. Scrapy's
+    # own offsite filter (50) is bypassed by the spiders' requests (meta allow_offsite): it
+    # knows one list of domains per spider, not one per registry entry and dataset.
+    "crawler.policy.FetchPolicyMiddleware": 40,
     # After RobotsTxtMiddleware (100): a disallowed URL spends no page budget.
     "crawler.middlewares.CrawlGateMiddleware": 120,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
@@ -99,6 +115,8 @@ ITEM_PIPELINES = {
     "crawler.pipelines.StorePipeline": 300,
 }
 EXTENSIONS = {
+    # Opens the corpus store for the crawl and closes it when the spider closes.
+    "crawler.state.CrawlStateExtension": 100,
     "crawler.extensions.ProgressLog": 500,
 }
 

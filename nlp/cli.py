@@ -34,6 +34,7 @@ STAGE_HELP = {
     "report": "build outputs/report/index.html and the PNG plots",
     "run": "run every stage in order (crawl, extract, annotate, topics, indicators, report)",
     "demo": "serve the bundled fictional demo site on 127.0.0.1, crawl it and run every stage",
+    "registry": "the metropolis registry: `registry check` fetches each of its URLs once and reports what is live",
 }
 
 
@@ -165,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo")
     p.add_argument("--no-topics", action="store_true", help="skip the topic model")
+
+    p = sub.add_parser("registry", help=STAGE_HELP["registry"], description=STAGE_HELP["registry"])
+    rsub = p.add_subparsers(dest="registry_command", metavar="ACTION", required=True, parser_class=_Parser)
+    c = rsub.add_parser("check", parents=[common], help="fetch robots.txt, start URLs, sitemaps, forms and datasets "
+                        "once each; report status, final URL, media type, dataset rows and dates")
+    c.add_argument("--registry", type=Path, help="registry YAML (default: crawler/metropoles.yaml)")
+    c.add_argument("--contact", help="contact (e-mail or URL) put in the user agent")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -361,6 +370,17 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
+    from nlp.pipeline import stage_registry_check
+
+    report = stage_registry_check(settings)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, default=str))
+    else:
+        print(report.to_text())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from nlp.pipeline import run_demo
 
@@ -376,7 +396,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "annotate": cmd_annotate, "themes": cmd_themes, "eval": cmd_eval, "sample": cmd_sample,
     "train": cmd_train, "kwic": cmd_kwic,
     "topics": cmd_topics, "indicators": cmd_indicators, "report": cmd_report, "run": cmd_run,
-    "demo": cmd_demo,
+    "demo": cmd_demo, "registry": cmd_registry,
 }
 
 

@@ -14,6 +14,7 @@ and YAML reading with limits, accent folding. No stage logic lives here.
 - :func:`load_yaml`: ``yaml.safe_load`` with limits on size, nesting, alias expansion (billion
   laughs) and number size, and a one-line :class:`~nlp.errors.BarometreError` naming the file.
 - :func:`fold_accents`: "Métropole" → "Metropole".
+- :func:`luhn_ok`: the check digit of SIREN and SIRET numbers.
 """
 from __future__ import annotations
 
@@ -176,6 +177,19 @@ def fold_accents(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
 
 
+def luhn_ok(digits: str) -> bool:
+    """True when the string of digits ``digits`` passes the Luhn check (SIREN, SIRET)."""
+    if not (digits.isascii() and digits.isdigit()):
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
 @dataclass
 class Decoded:
     """Result of :func:`decode_bytes`: the text, the encoding used, and notes for the user."""
@@ -191,8 +205,8 @@ _MOJIBAKE_RE = re.compile("[ÃÂ][\u0080-\u00bf©¨ª«®¯´¹º»¼½¾§¢£�
 def decode_bytes(data: bytes) -> Decoded:
     """Decode a text file of unknown encoding.
 
-    Order: a BOM (UTF-8, UTF-16, UTF-32) says it; else strict UTF-8; else what
-    ``charset_normalizer`` finds; else windows-1252 (never fails). UTF-8 once mis-decoded as
+    Order: a BOM (UTF-8, UTF-16, UTF-32) says it; else strict UTF-8; else windows-1252;
+    else what ``charset_normalizer`` finds; else latin-1 (never fails). UTF-8 once mis-decoded as
     windows-1252 ("Ã©") is repaired; NUL characters are removed. Notes say what was done.
     """
     notes: list[str] = []
@@ -208,20 +222,27 @@ def decode_bytes(data: bytes) -> Decoded:
         return Decoded(_clean_text(data.decode("utf-8"), notes), "utf-8", notes)
     except UnicodeDecodeError:
         pass
-    encoding = "cp1252"
+    # Windows-1252 first: it is what French spreadsheets and exports use when they are not
+    # UTF-8, and it decodes every byte but five. charset_normalizer guesses badly on short
+    # French text (a two-line CSV comes out as mac_latin2 or cp1250), so it is asked only
+    # when windows-1252 cannot be right.
     try:
-        from charset_normalizer import from_bytes
+        text, encoding = data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        encoding = "latin-1"
+        try:
+            from charset_normalizer import from_bytes
 
-        best = from_bytes(data[:200_000]).best()
-        if best is not None and best.encoding:
-            encoding = best.encoding
-    except Exception:  # pragma: no cover - detection is a hint, never a failure
-        pass
-    try:
-        text = data.decode(encoding)
-    except (UnicodeDecodeError, LookupError):
-        encoding = "cp1252"
-        text = data.decode("cp1252", errors="replace")
+            best = from_bytes(data[:200_000]).best()
+            if best is not None and best.encoding:
+                encoding = best.encoding
+        except Exception:  # pragma: no cover - detection is a hint, never a failure
+            pass
+        try:
+            text = data.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            encoding = "latin-1"
+            text = data.decode("latin-1")
     notes.append(f"not UTF-8: decoded as {encoding}")
     return Decoded(_clean_text(text, notes), encoding, notes)
 
@@ -496,6 +517,25 @@ def _check_node_graph(node: yaml.Node, source: str) -> None:
         sizes[key], depths[key] = size, depth
 
 
+_YAML_QUOTED_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\n]|\'\')*\'|#[^\n]*')
+_BRACKETS_RE = re.compile(r"[\[\]{}]")
+
+
+def flow_depth_exceeds(text: str, limit: int) -> bool:
+    """Do the flow collections of YAML ``text`` (``[`` and ``{``, outside quotes and comments)
+    nest deeper than ``limit``? A cheap look before parsing: PyYAML's scanner spends time
+    quadratic in the flow depth (3 s for 2,000 levels) before its recursion fails."""
+    depth = 0
+    for ch in _BRACKETS_RE.findall(_YAML_QUOTED_RE.sub("", text)):
+        if ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth = max(0, depth - 1)
+    return False
+
+
 def yaml_error_message(exc: yaml.YAMLError) -> str:
     """'at line L, column C: problem' for a PyYAML error (one line, bounded length)."""
     mark = getattr(exc, "problem_mark", None)
@@ -534,6 +574,8 @@ def load_yaml(source: Path | str | bytes, name: str | None = None, *, max_bytes:
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise BarometreError(f"{name}: invalid UTF-8 at line {line} (byte {exc.start}); save the file as UTF-8") from None
+    if flow_depth_exceeds(text, MAX_YAML_DEPTH):
+        raise BarometreError(f"{name}: YAML nested deeper than {MAX_YAML_DEPTH} levels: refused")
     loader = _LimitedLoader(text)
     try:
         node = loader.get_single_node()

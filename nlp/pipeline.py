@@ -120,6 +120,15 @@ def stage_crawl(settings: Settings, *, registry: Path | dict | None = None, resu
     return result
 
 
+def stage_registry_check(settings: Settings, *, registry: Path | None = None) -> Any:
+    """``barometre registry check``: each URL of the registry fetched once, politely, and
+    reported (crawler.check.CheckReport); nothing is written to the corpus."""
+    from crawler.check import run_check
+
+    return run_check(registry if registry is not None else settings.registry, settings.metropoles or None,
+                     overrides=dict(settings.crawl), log_level=settings.log_level)
+
+
 def stage_import(settings: Settings, folder: Path, metropole: str) -> dict[str, Any]:
     from nlp.importer import import_folder
 
@@ -384,7 +393,8 @@ def run_demo(settings: Settings, *, topics: bool = True) -> dict[str, Any]:
         Path(settings.outputs_dir).mkdir(parents=True, exist_ok=True)
         atomic_write(Path(settings.outputs_dir) / "demo_registry.json",
                      json.dumps(registry, ensure_ascii=False, indent=2).encode("utf-8"))
-        crawl_overrides = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False}
+        # The demo site is served on this machine: the fetch policy must be told it may go there.
+        crawl_overrides = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "allow_addresses": ["127.0.0.1"]}
         settings.crawl = {**crawl_overrides, **settings.crawl}
         result = {"crawl": stage_crawl(settings, registry=registry)}
     result.update(run_all(settings, crawl=False, topics=topics))

@@ -19,7 +19,7 @@ STATUS_OK = "ok"
 FETCH_STATUSES = (
     "ok", "not-modified", "http-404", "http-4xx", "http-5xx", "http-429", "timeout",
     "too-large", "dns-error", "connection-error", "robots-disallowed", "unsupported-type",
-    "error",
+    "offsite", "blocked-address", "other-publisher", "error",
 )
 EXTRACT_STATUSES = (
     "ok", "empty", "pdf-encrypted", "pdf-malformed", "no-text-layer", "ocr", "timeout",

@@ -109,7 +109,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (document_id, engine, engine_version, cleaning_version)
     );
     """,
+    # 2: who published a document found on a domain shared by a city and its metropolis
+    # (crawler.attribution): NULL (not on a shared domain), 'metropole', 'undecided' (left out
+    # of the metropolis's documents), 'kept' (undecided, kept by the user's choice).
+    """
+    ALTER TABLE sources ADD COLUMN attribution TEXT;
+    """,
 ]
+# Sources the metropolis's documents leave out unless asked (see migration 2).
+UNATTRIBUTED = "undecided"
 SCHEMA_VERSION = len(MIGRATIONS)
 
 EXT_BY_MEDIA_TYPE = {
@@ -306,18 +314,20 @@ class CorpusStore:
         fetched_at: str | None = None,
         origin: str = "crawl",
         metadata: dict[str, Any] | None = None,
+        attribution: str | None = None,
     ) -> None:
         """Record where a document was found (one row per document × metropole × URL).
 
         A second sighting of the same (document, metropole, URL) updates the fetch fields and
-        keeps the first referer/anchor/title when the new ones are empty.
+        keeps the first referer/anchor/title when the new ones are empty. ``attribution``: see
+        migration 2 (None: not on a shared domain).
         """
         with self.transaction():
             self.conn.execute(
                 """
                 INSERT INTO sources (document_id, metropole, url, referer, anchor_text, page_title,
-                    http_status, etag, last_modified, headers, fetched_at, origin, metadata)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    http_status, etag, last_modified, headers, fetched_at, origin, metadata, attribution)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (document_id, metropole, url) DO UPDATE SET
                     referer = COALESCE(excluded.referer, referer),
                     anchor_text = COALESCE(excluded.anchor_text, anchor_text),
@@ -327,13 +337,15 @@ class CorpusStore:
                     last_modified = excluded.last_modified,
                     headers = COALESCE(excluded.headers, headers),
                     fetched_at = excluded.fetched_at,
-                    metadata = COALESCE(excluded.metadata, metadata)
+                    metadata = COALESCE(excluded.metadata, metadata),
+                    attribution = COALESCE(excluded.attribution, attribution)
                 """,
                 (
                     document_id, metropole, url, referer, anchor_text, page_title, http_status,
                     etag, last_modified, json.dumps(headers, ensure_ascii=False) if headers else None,
                     fetched_at or utcnow(), origin,
                     json.dumps(metadata, ensure_ascii=False, sort_keys=True) if metadata else None,
+                    attribution,
                 ),
             )
 
@@ -347,22 +359,32 @@ class CorpusStore:
             raise KeyError(document_id)
         return self.root / doc.path
 
-    def documents(self, metropoles: list[str] | None = None) -> list[StoredDocument]:
-        """Documents (sorted by id), optionally only those with a source in ``metropoles``."""
+    def documents(self, metropoles: list[str] | None = None, *,
+                  include_undecided: bool = False) -> list[StoredDocument]:
+        """Documents (sorted by id), optionally only those with a source in ``metropoles``
+        (a source whose publisher is undecided does not count unless ``include_undecided``)."""
         if metropoles:
             marks = ",".join("?" * len(metropoles))
+            attributed = "" if include_undecided else "AND (s.attribution IS NULL OR s.attribution != ?) "
             rows = self.conn.execute(
                 f"SELECT DISTINCT d.* FROM documents d JOIN sources s ON s.document_id = d.id "
-                f"WHERE s.metropole IN ({marks}) ORDER BY d.id",
-                metropoles,
+                f"WHERE s.metropole IN ({marks}) {attributed}ORDER BY d.id",
+                list(metropoles) + ([] if include_undecided else [UNATTRIBUTED]),
             ).fetchall()
         else:
             rows = self.conn.execute("SELECT * FROM documents ORDER BY id").fetchall()
         return [StoredDocument(**dict(r)) for r in rows]
 
-    def sources(self, document_id: str | None = None, metropoles: list[str] | None = None) -> list[dict[str, Any]]:
-        """Source rows as dicts (``headers``/``metadata`` decoded), ordered by id."""
-        where, args = [], []
+    def sources(self, document_id: str | None = None, metropoles: list[str] | None = None, *,
+                include_undecided: bool = False) -> list[dict[str, Any]]:
+        """Source rows as dicts (``headers``/``metadata`` decoded), ordered by id. A source
+        whose publisher is undecided (``attribution = 'undecided'``) is left out unless
+        ``include_undecided``: it is not the metropolis's until someone says so."""
+        where: list[str] = []
+        args: list[Any] = []
+        if not include_undecided:
+            where.append("(attribution IS NULL OR attribution != ?)")
+            args.append(UNATTRIBUTED)
         if document_id:
             where.append("document_id = ?")
             args.append(document_id)
@@ -377,6 +399,14 @@ class CorpusStore:
                 d[key] = json.loads(d[key]) if d[key] else {}
             out.append(d)
         return out
+
+    def source_of(self, document_id: str, metropole: str, url: str | None = None) -> dict[str, Any] | None:
+        """The source row of ``document_id`` for ``metropole`` (at ``url`` when given; the
+        first one otherwise), decoded as :meth:`sources` does; None when there is none."""
+        for s in self.sources(document_id=document_id, metropoles=[metropole], include_undecided=True):
+            if url is None or s["url"] == url:
+                return s
+        return None
 
     # -- fetches (crawl bookkeeping) -----------------------------------------------------
     def record_fetch(
@@ -428,6 +458,10 @@ class CorpusStore:
             "SELECT * FROM fetches WHERE metropole = ? AND url = ?", (metropole, url)
         ).fetchone()
         return dict(row) if row else None
+
+    def latest_fetch_time(self) -> str | None:
+        """When the most recent ``fetches`` row was recorded (ISO, UTC), None when none is."""
+        return self.conn.execute("SELECT MAX(fetched_at) FROM fetches").fetchone()[0]
 
     def fetches(self, metropoles: list[str] | None = None) -> list[dict[str, Any]]:
         if metropoles:

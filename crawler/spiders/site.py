@@ -17,9 +17,12 @@ How it spends its budget:
   (``crawler.focus.TrapGuard``), on top of the depth limit;
 - sitemaps: the entry's ``sitemaps``, ``/sitemap.xml`` and the ``Sitemap:`` lines of
   ``robots.txt`` of every start URL's site (entries enter at depth 1);
+- forms: the entry's ``forms`` are submitted once per chosen option (crawler.spiders.forms),
+  each answer a listing page at depth 1;
 - which HTML pages are stored: the start URLs, and every page whose relevance
   (``crawler.focus.page_score``: URL, title + first heading, anchor that led to it) reaches
-  ``BAROMETRE_PAGE_THRESHOLD``; other pages are followed but not stored. The page is kept with
+  ``BAROMETRE_PAGE_THRESHOLD``; other pages are followed but not stored (their outcome is
+  still recorded in ``fetches``, through the pipeline like every write). The page is kept with
   the bytes as served and its declared charset recorded in the source's headers.
 """
 from __future__ import annotations
@@ -35,10 +38,10 @@ from scrapy.utils.sitemap import Sitemap
 
 from crawler.focus import TrapGuard, link_score, looks_like_document, page_score
 from crawler.items import FetchRecord
+from crawler.spiders.base import BarometreSpider
+from crawler.spiders.forms import FormListings
+from crawler.urls import normalise_url, url_allowed
 from nlp.media import DOCUMENT_EXTENSIONS, url_extension
-from crawler.pipelines import write_fetch_record
-from crawler.registry import normalise_url, url_allowed
-from crawler.spiders import BarometreSpider
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ def page_title_and_heading(response: Response) -> tuple[str, str]:
     )
 
 
-class SiteSpider(BarometreSpider):
+class SiteSpider(FormListings, BarometreSpider):
     name = "site"
 
     @classmethod
@@ -71,14 +74,9 @@ class SiteSpider(BarometreSpider):
         spider.use_sitemaps = s.getbool("BAROMETRE_USE_SITEMAPS", True)
         spider.traps = TrapGuard(s.getint("BAROMETRE_MAX_QUERY_VARIANTS", 50),
                                  s.getint("BAROMETRE_MAX_PATTERN_URLS", 1000))
-        spider.allowed_domains = sorted({d for m in spider.metros.values() for d in m.domains})
         return spider
 
     # -- start ----------------------------------------------------------------------------
-    async def start(self) -> Any:  # Scrapy >= 2.13
-        for request in self.start_requests():
-            yield request
-
     def replay_link(self, metropole: str, url: str, kind: str | None) -> None:
         if kind == "page":
             # The same trap decisions as the interrupted run (the guard lives in memory).
@@ -94,6 +92,7 @@ class SiteSpider(BarometreSpider):
                 # dont_filter: after a kill, Scrapy's seen-set may hold a start URL that was never
                 # done; the gate skips the ones the store holds.
                 yield self.make_request(slug, url, kind="page", depth=0, priority=1000, dont_filter=True)
+            yield from self.form_requests(slug)
             if self.use_sitemaps:
                 origins = dict.fromkeys(f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in m.start_urls)
                 for origin in origins:
@@ -172,7 +171,7 @@ class SiteSpider(BarometreSpider):
             self.crawler.stats.inc_value("barometre/skipped/depth")
             return None
         if not is_doc:
-            if self.budget_spent(m, "page"):
+            if self.crawl_state.budget_spent(m, "page"):
                 return None
             if not self.traps.allow(m, url):
                 self.crawler.stats.inc_value("barometre/skipped/trap")
@@ -228,11 +227,10 @@ class SiteSpider(BarometreSpider):
             yield self.document_item(response, media, "html", charset, aliases, kind="page",
                                      page_title=title, extra={"relevance": score})
         else:
-            # Written here rather than yielded: see crawler.pipelines.write_fetch_record.
-            write_fetch_record(self.store, self.crawler.stats, FetchRecord(
+            yield FetchRecord(
                 m, self.final_url(response), "ok", "page", http_status=response.status,
                 referer=meta.get("b_ref"), depth=depth, nbytes=len(response.body), aliases=aliases,
-            ))
+            )
 
     def handle_not_modified(self, response: Response, aliases: list[str]) -> Iterator[Any]:
         """A stored page that did not change: follow its links from the stored bytes."""
@@ -240,7 +238,7 @@ class SiteSpider(BarometreSpider):
         record = records[0]
         if record.kind == "page" and record.document_id:
             try:
-                path = self.store.document_path(record.document_id)
+                path = self.crawl_state.store.document_path(record.document_id)
                 body = path.read_bytes()
             except (KeyError, OSError):
                 body = b""
@@ -255,7 +253,7 @@ class SiteSpider(BarometreSpider):
         yield from records
 
     def _stored_charset(self, document_id: str) -> str | None:
-        for source in self.store.sources(document_id=document_id):
+        for source in self.crawl_state.store.sources(document_id=document_id, include_undecided=True):
             charset = (source.get("headers") or {}).get("charset")
             if charset:
                 return charset

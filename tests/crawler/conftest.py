@@ -24,6 +24,8 @@ TEST_OVERRIDES: dict[str, Any] = {
     "BAROMETRE_MAX_QUERY_VARIANTS": 5,
     "BAROMETRE_PROGRESS_INTERVAL": 0,
     "contact": "tests@barometre.invalid",
+    # The fixture server runs on this machine: an explicit allowance of the fetch policy.
+    "allow_addresses": ["127.0.0.1"],
 }
 
 

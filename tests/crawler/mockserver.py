@@ -26,6 +26,8 @@ URLs (``P`` = the server's own ``http://127.0.0.1:<port>``):
 - ``/latin1.html``: page served as ``text/html; charset=windows-1252`` with accented
   windows-1252 bytes (é, è, œ, ’ and €): stored byte for byte.
 - ``/redirect/1`` → 302 ``/redirect/2`` → 301 ``/docs/final.pdf`` (a PDF).
+- ``/redirect-out``: 302 to ``http://localhost:<port>/outside.html`` (a redirect leaving the
+  entry's domains; linked from nowhere, used by the fetch-policy tests).
 - ``/download.php?id=12``: a PDF served as ``application/octet-stream``, with
   ``Content-Disposition: attachment`` and no extension in the URL.
 - ``/docs/same-a.pdf`` and ``/copies/same-b.pdf``: the same PDF bytes at two URLs.
@@ -40,8 +42,39 @@ URLs (``P`` = the server's own ``http://127.0.0.1:<port>``):
 - ``/data/deliberations.csv``: an SCDL CSV (``;``, BOM) with 4 rows: 3 with DELIB_URLs to
   ``/delib-files/2024-00k.pdf`` and one bad row (no DELIB_ID).
 - ``/delib-files/2024-001..3.pdf``: the deliberations of the CSV (PDF).
+- ``/data/hostile.csv``: an SCDL CSV whose DELIB_URLs point where the crawler must not go:
+  ``http://localhost:<port>/delib-files/2024-003.pdf`` (another host name of this server),
+  ``http://169.254.169.254/latest/meta-data/`` (the cloud metadata address),
+  ``http://127.0.0.2:<port>/x.pdf`` (loopback), ``http://10.1.2.3/x.pdf`` (private), plus one
+  good row (``/delib-files/2024-001.pdf``).
 - ``/data/ods-export.json``: an Opendatasoft Explore v2.1 JSON export (2 records, lower-case
   SCDL field names) whose ``delib_url`` point at ``/delib-files/2024-001..2.pdf``.
+- Open-data portals and awkward sites (``tests/crawler/portals.py``, whose docstring says which
+  real source each reproduces):
+
+  - ``/api/explore/v2.1/catalog/datasets/deliberations-test-metropole/records?limit=&offset=``:
+    Opendatasoft v2.1 records, 25 in all (``total_count``), ``limit`` at most 100 (else 400),
+    ``delib_url`` to ``/ods-files/<n>.pdf``; the first request for a page after the first is
+    answered 429 with ``X-RateLimit-Reset`` one second ahead and no ``Retry-After``.
+  - ``/api/records/1.0/search/?dataset=deliberations-test-v1&rows=&start=``: Opendatasoft v1
+    search, 12 records (``nhits``), file fields ``delib_url`` / ``cr_url`` without URL, served
+    at ``/explore/dataset/deliberations-test-v1/files/f<NNN>/download/`` (and ``cr<NNN>``).
+  - ``/api/1/datasets/megalis-delibs/``: a data.gouv.fr dataset answer: a CSV resource declared
+    ``format: xml`` (``/static/resources/megalis/deliberation-2024.csv``: SCDL, ``;``, quoted, 3
+    rows of the fixture metropolis (SIREN 100000009) and 3 of a commune (200000172), DELIB_URLs
+    ``/megalis/<siren>/Deliberation/2024/<n>.pdf``) and a PDF notice;
+    ``/api/1/datasets/moved-delibs/`` 301 → the former; ``/api/1/datasets/gone-delibs/`` 404.
+  - ``/data/ville-utf16.txt``: a local export in UTF-16 (BOM, tabs, no header), two lines per
+    record: date, title, document URL (``/ville-files/1..3.pdf``); decision, number.
+  - ``/data/mangled.csv``: two deliberations sharing the mangled id ``2022,00103`` (documents
+    ``/mangled/1.pdf`` and ``/mangled/2.pdf``) and an exact copy of the second row.
+  - ``/webdelib/``: a form (POST to ``/webdelib/seances``, hidden ``_token``, a ``seance_id``
+    select with an empty choice and sessions 12 and 13); the answer lists
+    ``/webdelib/files/<seance>-<1|2>.pdf``; a POST without the token or a GET gets 403/405.
+  - ``/partage/``: a page of a domain shared by a city and its metropolis, linking
+    ``/partage/metropole.pdf`` ("… CONSEIL DE LA METROPOLE … SIREN 100000009"),
+    ``/partage/ville.pdf`` ("VILLE DE TESTVILLE … CONSEIL MUNICIPAL … Le Maire") and
+    ``/partage/neutre.pdf`` (says neither).
 - ``/gen/<n>``: generated site for the benchmark: page n links to pages 2n+1 and 2n+2 (up to
   ``?max=N``, default 10000) and ``/gen/<n>`` is a few hundred bytes of HTML.
 """
@@ -56,6 +89,8 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import portals
 
 LAST_MODIFIED = formatdate(1700000000, usegmt=True)
 SLOW_SECONDS = 3.0
@@ -119,8 +154,17 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802
+        self.body = b""
+        self.handle_request("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        self.body = self.rfile.read(min(length, 1_000_000))
+        self.handle_request("POST")
+
+    def handle_request(self, method: str) -> None:
         srv = self.server
-        entry = {"method": "GET", "path": self.path, "host": self.headers.get("Host", ""),
+        entry = {"method": method, "path": self.path, "host": self.headers.get("Host", ""),
                  "headers": dict(self.headers.items()), "start": time.time()}
         self._entry = entry
         with srv.lock:
@@ -177,6 +221,14 @@ class Handler(BaseHTTPRequestHandler):
         items = "".join(f'<li><a href="{href}">{text}</a></li>' for href, text in links)
         return self.send(200, html(title, f"{extra}<ul>{items}</ul>").encode(), "text/html; charset=utf-8")
 
+    def redirect(self, status: int, location: str) -> int:
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self.done()
+        return status
+
     def first_time(self, path: str) -> bool:
         with self.server.lock:
             seen = path in self.server.hits
@@ -201,8 +253,11 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_control/latency":
             srv.latency = float(query.get("s", ["0"])[0])
             return self.send(200, b"ok", "text/plain", conditional=False)
-        if entry["host"].startswith("localhost"):
+        if entry["host"].startswith("localhost") and not path.startswith(("/delib-files/", "/ods-files/")):
             return self.page("Hors domaine : stratégie numérique", [])
+        status = portals.route(self, path, query, base)
+        if status is not None:
+            return status
         if path == "/robots.txt":
             body = f"User-agent: *\nDisallow: /private/\n\nSitemap: {base}/sitemap.xml\n"
             return self.send(200, body.encode(), "text/plain")
@@ -260,6 +315,8 @@ class Handler(BaseHTTPRequestHandler):
             prv = f"{y - (m == 1)}-{(m - 2) % 12 + 1:02d}"
             return self.page(f"Agenda {month}", [(f"/agenda?month={prv}", "Mois précédent"),
                                                  (f"/agenda?month={nxt}", "Mois suivant")])
+        if path == "/redirect-out":
+            return self.redirect(302, f"http://localhost:{srv.server_port}/outside.html")
         if path.startswith("/redirect/"):
             k = int(path.rsplit("/", 1)[1])
             target = "/redirect/2" if k == 1 else "/docs/final.pdf"
@@ -282,6 +339,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, ods_json(base), "application/json; charset=utf-8")
         if path == "/data/deliberations.csv":
             return self.send(200, scdl_csv(base), "text/csv; charset=utf-8")
+        if path == "/data/hostile.csv":
+            return self.send(200, hostile_csv(base, srv.server_port), "text/csv; charset=utf-8")
         if path.startswith("/gen/"):
             n = int(path.rsplit("/", 1)[1])
             limit = int(query.get("max", ["10000"])[0])
@@ -308,6 +367,15 @@ def scdl_csv(base: str) -> bytes:
     return ("\ufeff" + "\r\n".join(rows) + "\r\n").encode("utf-8")
 
 
+def hostile_csv(base: str, port: int) -> bytes:
+    """An SCDL CSV whose DELIB_URLs point outside the entry or at internal addresses."""
+    urls = [f"{base}/delib-files/2024-001.pdf", f"http://localhost:{port}/delib-files/2024-003.pdf",
+            "http://169.254.169.254/latest/meta-data/", f"http://127.0.0.2:{port}/x.pdf", "http://10.1.2.3/x.pdf"]
+    rows = ["DELIB_ID;DELIB_DATE;DELIB_OBJET;DELIB_URL"]
+    rows += [f"H-{k};2024-05-0{k};Objet {k};{url}" for k, url in enumerate(urls, start=1)]
+    return ("\r\n".join(rows) + "\r\n").encode("utf-8")
+
+
 def ods_json(base: str) -> bytes:
     """An Opendatasoft Explore API v2.1 JSON export (``/exports/json``) of deliberations."""
     records = [
@@ -327,6 +395,7 @@ class MockHTTPServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.lock = threading.Lock()
         self.site = Site()
+        self.portals = portals.Portals()
         self.latency = 0.0
         self.reset()
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from crawler.focus import TrapGuard, link_score, looks_like_document, page_score, prepare_keywords
 from nlp.media import DOCX, ODT, PDF, detect_media_type, filename_from_disposition
 from crawler.middlewares import parse_retry_after
-from crawler.spiders import http_status_slug
+from crawler.outcomes import http_status_slug
 from mockserver import make_pdf
 
 
@@ -76,3 +76,12 @@ def test_retry_after_and_status_slugs():
     assert parse_retry_after("garbage") is None and parse_retry_after(None) is None
     assert [http_status_slug(s) for s in (200, 304, 404, 410, 429, 403, 503)] == [
         "ok", "not-modified", "http-404", "http-404", "http-429", "http-4xx", "http-5xx"]
+
+
+def test_rate_limit_reset_of_opendatasoft_portals():
+    from crawler.middlewares import parse_rate_limit_reset
+
+    assert parse_rate_limit_reset(b"1700000030", now=1700000000.0) == 30.0
+    assert parse_rate_limit_reset("1699999990", now=1700000000.0) == 0.0
+    assert parse_rate_limit_reset("tomorrow") is None and parse_rate_limit_reset(None) is None
+    assert parse_rate_limit_reset("9" * 40) is None

@@ -16,10 +16,9 @@ from crawler.registry import (
     Registry,
     default_registry_path,
     load_registry,
-    normalise_url,
     registry_from_dict,
-    url_allowed,
 )
+from crawler.urls import url_allowed
 from nlp.errors import BarometreError, RegistryError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -330,20 +329,154 @@ def test_url_allowed_allow_and_deny():
     assert not url_allowed(m, "https://www.grandlyon.com/deliberations/archives/2001")
 
 
-def test_normalise_url():
-    assert normalise_url("HTTPS://WWW.GrandLyon.COM:443/A/b?b=2&a=1#top") == "https://www.grandlyon.com/A/b?a=1&b=2"
-    assert normalise_url("http://ex.fr:80") == "http://ex.fr/"
-    assert normalise_url("http://ex.fr:8080/x") == "http://ex.fr:8080/x"
-    assert normalise_url("https://ex.fr/p?utm_source=nl&utm_Medium=m&fbclid=abc&id=3&gclid=z") == "https://ex.fr/p?id=3"
-    assert normalise_url("https://ex.fr/p;jsessionid=0A1B?PHPSESSID=zz&page=2") == "https://ex.fr/p?page=2"
-    assert normalise_url("https://ex.fr/p?utm_source=x") == "https://ex.fr/p"
-    # encoded characters are kept as written (upper-case hex), raw non-ASCII is encoded
-    assert normalise_url("https://ex.fr/d%c3%a9lib?path=a%2Fb") == "https://ex.fr/d%C3%A9lib?path=a%2Fb"
-    assert normalise_url("https://ex.fr/délib é") == "https://ex.fr/d%C3%A9lib%20%C3%A9"
-    # repeated names keep their order; blank values are kept
-    assert normalise_url("https://ex.fr/?t=2&t=1&a=") == "https://ex.fr/?a=&t=2&t=1"
-    # idempotent
-    u = "https://Ex.fr:443/a b?z=1&utm_x=2&a=%c3%a9#f"
-    assert normalise_url(normalise_url(u)) == normalise_url(u)
-    with pytest.raises(ValueError):
-        normalise_url("/relative/path")
+# --- hostile registries (issue 13) ----------------------------------------------------------
+
+REPRO = REPO.parent / "shared" / "repro"
+
+
+def _repro(name: str) -> Path:
+    path = REPRO / name
+    if not path.exists():
+        pytest.skip(f"../shared/repro is absent ({name})")
+    return path
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("registry_backslash_start_url__domain_bypass.yaml", "field 'start_urls[1]': contains a backslash"),
+    ("registry_billion_laughs_entry__2GB.yaml", "YAML expands to more than"),
+    ("registry_billion_laughs_slug__hang.yaml", "YAML expands to more than"),
+    ("registry_deep_nesting__RecursionError.yaml", "YAML nested"),
+    ("registry_regex_overflow__OverflowError.yaml", "field 'deny[0]'"),
+    ("registry_5000_digit_int__ValueError.yaml", "number of 5000 digits is too large"),
+])
+def test_repro_registries_end_with_one_line(name: str, expected: str) -> None:
+    import time
+
+    path = _repro(name)
+    start = time.monotonic()
+    with pytest.raises(RegistryError) as exc:
+        load_registry(path)
+    msg = str(exc.value)
+    assert time.monotonic() - start < 5
+    assert "\n" not in msg and len(msg) < 1000 and msg.startswith(str(path) + ": ")
+    assert expected in msg
+
+
+@pytest.mark.parametrize("url", [
+    "http://localhost:18732\\@127.0.0.1:18731/bs", "http://127.0.0.1\\evil/", "http://127.0.0.1/a\tb",
+    "http://user:pw@127.0.0.1/", "http://127.0.0.1/" + "a" * 2100,
+])
+def test_urls_that_would_not_go_where_they_seem_are_refused(tmp_path, url):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", start_urls=["http://127.0.0.1/", url])))
+    assert "entry 'lyon' (#2)" in msg and "field 'start_urls[1]'" in msg
+
+
+@pytest.mark.parametrize("pattern,expected", [
+    ("a{99999999999}", "repetition count"), ("x{2000}", "repetition count"), ("(a+)+$", "nests"),
+    ("(?:a|b*)*c", "nests"), ("((ab)*)+", "nests"), ("a" * 501, "longer than"), ("(", "invalid"),
+])
+def test_regexes_that_could_hang_or_overflow_are_refused(tmp_path, pattern, expected):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", deny=["/ok/", pattern])))
+    assert "field 'deny[1]'" in msg and expected in msg
+
+
+def test_ordinary_regexes_are_accepted(tmp_path):
+    ok = [r"(?i)/(agenda|calendrier)(/|\?|$)", r"\.(jpe?g|png)(\?|$)", r"^https://x\.fr/[a-z-]+/\d{4}/",
+          r"[?&](q|s)=", r"/deliberations/.*\.pdf$"]
+    reg = load_registry(_write(tmp_path, {"version": 1, "metropoles": [_entry(deny=ok)]}))
+    assert reg.metropoles[0].deny == ok
+
+
+@pytest.mark.parametrize("field,value,expected", [
+    ("max_pages", 10 ** 12, "<= 10,000,000"), ("max_depth", 1000, "<= 100"),
+    ("max_total_bytes", 10 ** 30, "<="), ("max_file_bytes", -1, ">= 0"), ("max_pages", 1.5, "whole number"),
+    ("max_pages", True, "whole number"), ("max_pages", "many", "whole number"),
+])
+def test_limits_are_range_checked(tmp_path, field, value, expected):
+    msg = _error(tmp_path, _two(_entry(slug="lyon", limits={field: value})))
+    assert f"field 'limits.{field}'" in msg and expected in msg
+
+
+def test_dataset_outside_the_entry_needs_its_own_domains(tmp_path):
+    ds = {"url": "https://data.example.org/ds.csv", "format": "scdl-csv"}
+    msg = _error(tmp_path, _two(_entry(slug="lyon", deliberation_datasets=[ds])))
+    assert "field 'deliberation_datasets[0].url'" in msg and "outside the allowed domains" in msg
+    ok = dict(ds, domains=["data.example.org"])
+    m = load_registry(_write(tmp_path, {"version": 1, "metropoles": [_entry(deliberation_datasets=[ok])]})).metropoles[0]
+    assert m.deliberation_datasets[0].scope(m.domains) == ["127.0.0.1", "data.example.org"]
+    msg = _error(tmp_path, _two(_entry(slug="lyon", deliberation_datasets=[dict(ds, domains=["https://x/"])])))
+    assert "field 'deliberation_datasets[0].domains[0]'" in msg and "host name" in msg
+
+
+def test_invalid_utf8_and_oversized_registry(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_bytes(b"version: 1\nmetropoles:\n  - slug: \xff\n")
+    with pytest.raises(RegistryError, match="invalid UTF-8 at line 3"):
+        load_registry(p)
+    p.write_bytes(b"# " + b"x" * (5 * 1024 * 1024))
+    with pytest.raises(RegistryError, match="larger than"):
+        load_registry(p)
+
+
+# --- dataset declarations (issue 15) ----------------------------------------------------------
+
+def _dataset_error(tmp_path, **ds):
+    return _error(tmp_path, _two(_entry(slug="lyon", deliberation_datasets=[{"url": "http://127.0.0.1/d", **ds}])))
+
+
+def test_dataset_declarations_load(tmp_path):
+    ds = [
+        {"url": "https://www.data.gouv.fr/fr/datasets/x/", "format": "datagouv", "domains": ["data.gouv.fr"],
+         "filter": {"coll_siret": "^243500139", "delib_id": "^C"}, "resources": "DELIBERATION-20(2[2-9])"},
+        {"url": "http://127.0.0.1/v.txt", "format": "local-csv", "header": False, "record_lines": 2,
+         "encoding": "utf-16", "delimiter": "\t", "columns": {"delib_date": 0, "objet": 1, "delib_id": 3}},
+    ]
+    m = load_registry(_write(tmp_path, {"version": 1, "metropoles": [_entry(deliberation_datasets=ds)]})).metropoles[0]
+    gouv, local = m.deliberation_datasets
+    assert gouv.filter == {"coll_siret": "^243500139", "delib_id": "^C"} and gouv.resources.startswith("DELIB")
+    assert (local.header, local.record_lines, local.columns["delib_id"]) == (False, 2, 3)
+
+
+@pytest.mark.parametrize("ds,field,expected", [
+    ({"format": "local-csv"}, "columns", "needs its column mapping"),
+    ({"format": "local-csv", "columns": {"objet": 1}}, "columns", "must name delib_id"),
+    ({"format": "local-csv", "header": False, "columns": {"delib_id": "N°", "objet": 1}}, "columns", "positions"),
+    ({"format": "scdl-csv", "columns": {"delib_id": True, "objet": 1}}, "columns.delib_id", "column name or a 0-based"),
+    ({"format": "scdl-csv", "columns": {"delib_id": 5000, "objet": 1}}, "columns.delib_id", "between 0 and 1000"),
+    ({"format": "scdl-csv", "filter": {"coll_siret": "(a+)+$"}}, "filter.coll_siret", "nests"),
+    ({"format": "scdl-csv", "filter": {"Coll Siret": "x"}}, "filter", "field names"),
+    ({"format": "scdl-csv", "resources": "2024"}, "resources", "only a datagouv"),
+    ({"format": "scdl-csv", "record_lines": 9}, "record_lines", "<= 5"),
+    ({"format": "scdl-csv", "encoding": "klingon"}, "encoding", "unknown encoding"),
+    ({"format": "scdl-csv", "delimiter": "::"}, "delimiter", "must be one of"),
+])
+def test_dataset_declaration_errors(tmp_path, ds, field, expected):
+    msg = _dataset_error(tmp_path, **ds)
+    assert f"field 'deliberation_datasets[0].{field}" in msg and expected in msg, msg
+
+
+def test_forms_declared_inside_the_entry(tmp_path):
+    ok = [{"url": "http://127.0.0.1/webdelib/", "field": "seance_id", "options": "Conseil", "formdata": {"type": "d"}}]
+    m = load_registry(_write(tmp_path, {"version": 1, "metropoles": [_entry(forms=ok)]})).metropoles[0]
+    assert m.forms[0].field == "seance_id" and m.forms[0].max_options == 200
+    msg = _error(tmp_path, _two(_entry(slug="lyon", forms=[{"url": "https://elsewhere.org/f"}])))
+    assert "field 'forms[0].url'" in msg and "outside" in msg
+    msg = _error(tmp_path, _two(_entry(slug="lyon", forms=[{"url": "http://127.0.0.1/f", "options": "(x+)+"}])))
+    assert "field 'forms[0].options'" in msg and "nests" in msg
+
+
+def test_every_shipped_registry_url_has_a_source():
+    """Issue 15: start URLs and sitemaps carry a comment saying where they were seen; datasets
+    and forms list their sources."""
+    text = default_registry_path().read_text(encoding="utf-8")
+    lines = text.splitlines()
+    reg = load_registry()
+    for m in reg.metropoles:
+        for url in m.start_urls + m.sitemaps:
+            line = next(ln for ln in lines if f'"{url}"' in ln)
+            assert "#" in line.split(f'"{url}"', 1)[1], (m.slug, url)
+        for item in m.deliberation_datasets + m.forms:
+            assert item.sources, (m.slug, item.url)
+    with_data = {m.slug for m in reg.metropoles if m.deliberation_datasets}
+    assert with_data == {"rennes", "tours", "brest"}
+    assert {m.slug for m in reg.metropoles if m.shared_domains} == {"brest", "strasbourg"}

@@ -1,4 +1,4 @@
-"""Tests of crawler/scdl.py on the real files in ../shared/data and on small messy byte strings."""
+"""Tests of crawler/opendata on the real files in ../shared/data and on small messy byte strings."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pytest
 
 from nlp.config import shared_data_dir
 
-from crawler.scdl import (
+from crawler.opendata import (
     DeliberationRow,
     parse_dataset,
     parse_date,
@@ -40,20 +40,26 @@ SCDL_HEADER = ("COLL_NOM,COLL_SIRET,DELIB_ID,DELIB_DATE,DELIB_MATIERE_CODE,DELIB
 
 def test_saint_etienne_2022_real_file():
     # 80 data records (81 rows with the header, quoted line breaks in DELIB_OBJET), student
-    # re-typed: 17 ids appear more than once (19 later copies), every matter code is empty.
+    # re-typed: 17 ids appear more than once (19 later rows), every matter code is empty. None
+    # of those rows is an exact copy: they are distinct deliberations whose ids a spreadsheet
+    # mangled (issue 15), so all 80 are kept, the shared ids disambiguated.
     res = parse_scdl_csv(_real("scdl/saint-etienne-metropole_deliberations_2022_SCDL.csv"), "se.csv")
     assert (res.encoding, res.delimiter, res.schema, res.records) == ("utf-8", ",", "scdl", 80)
-    assert len(res.rows) == 61
-    assert len(res.errors) == 19
-    assert all("duplicate DELIB_ID" in e.reason for e in res.errors)
-    assert [e.row_number for e in res.errors] == [11, 15, 19, 22, 25, 26, 29, 30, 35, 38, 40, 42, 45, 49, 54, 57,
-                                                  59, 62, 73]
-    assert "'2022.00047' (first seen in row 5)" in res.errors[17].reason
-    assert res.warnings == []
-    assert Counter(r.delib_date for r in res.rows) == {"2022-03-24": 37, "2022-01-27": 23, "2022-03-25": 1}
+    assert len(res.rows) == 80 and res.errors == []
+    assert len({r.delib_id for r in res.rows}) == 80
+    shared = [r for r in res.rows if "delib_id_original" in r.extra]
+    assert len(shared) == 36 and len({r.extra["delib_id_original"] for r in shared}) == 17
+    assert len(res.warnings) == 17 and all("mangled" in w.reason for w in res.warnings)
+    # 2022.00103: one for nominations, one for cash deposits; three subjects share 2022.00118
+    r10, r11 = (next(r for r in res.rows if r.row_number == n) for n in (10, 11))
+    assert r10.objet.startswith("DESIGNATIONS DES REPRESENTANTS") and r11.objet.startswith("TRAITEMENT DES ECARTS")
+    assert r10.extra["delib_id_original"] == r11.extra["delib_id_original"] == "2022.00103"
+    assert r10.delib_id.startswith("2022.00103~") and r10.delib_id != r11.delib_id
+    assert "rows 24, 25, 26" in next(w.reason for w in res.warnings if "'2022.00118'" in w.reason)
+    assert Counter(r.delib_date for r in res.rows) == {"2022-03-24": 51, "2022-01-27": 28, "2022-03-25": 1}
     assert all(r.matiere_code is None for r in res.rows)
     assert all(r.coll_siret == "24420077000117" and r.coll_siret_valid for r in res.rows)
-    assert sum("\n" in r.objet for r in res.rows) == 13
+    assert sum("\n" in r.objet for r in res.rows) == 15  # 13 among the 61 rows kept before issue 15
     first = res.rows[0]
     assert first.row_number == 2 and first.delib_id == "2022.00028"
     assert first.objet.startswith("PLAN DE RELANCE METROPOLITAIN 2021-2023 - ATTRIBUTION D’UN FONDS\nDE CONCOURS")
@@ -64,6 +70,7 @@ def test_saint_etienne_2022_real_file():
     assert row77.votes == {"effectif": 123, "reel": 108, "pour": None, "contre": None, "abstention": None}
     last = res.rows[-1]
     assert (last.row_number, last.delib_id) == (81, "2022.00052")
+    assert first.delib_id == "2022.00028" and "delib_id_original" not in first.extra
 
 
 def test_scdl_template_real_file():
@@ -127,14 +134,29 @@ def test_quoted_line_breaks_count_records_not_lines():
     assert "cannot read date 'pas une date'" in res.errors[0].reason
 
 
-def test_duplicate_ids_keep_first():
-    data = b"DELIB_ID,DELIB_OBJET\nA,premier\nB,autre\nA,second\nA,troisieme\n"
+def test_exact_duplicates_dropped_mangled_ids_disambiguated():
+    from crawler.opendata.rows import disambiguated_id
+
+    data = ("DELIB_ID;DELIB_DATE;DELIB_OBJET;DELIB_URL\n"
+            "A;2022-01-27;premier;https://x.fr/a1.pdf\n"
+            "B;2022-01-27;autre;https://x.fr/b.pdf\n"
+            "A;2022-01-27;premier;https://x.fr/a1.pdf\n"       # an exact copy of row 2
+            "A;2022-03-24;second;https://x.fr/a2.pdf\n"        # another deliberation, same id
+            "A;2022-03-24;troisième;https://x.fr/a3.pdf\n").encode()
     res = parse_scdl_csv(data)
-    assert [(r.delib_id, r.objet) for r in res.rows] == [("A", "premier"), ("B", "autre")]
     assert [(e.row_number, e.reason) for e in res.errors] == [
-        (4, "duplicate DELIB_ID 'A' (first seen in row 2); row skipped"),
-        (5, "duplicate DELIB_ID 'A' (first seen in row 2); row skipped"),
-    ]
+        (4, "exact duplicate of row 2 (DELIB_ID 'A'); row skipped")]
+    assert [r.objet for r in res.rows] == ["premier", "autre", "second", "troisième"]
+    a_rows = [r for r in res.rows if r.objet != "autre"]
+    assert [r.delib_id for r in a_rows] == [disambiguated_id("A", r) for r in a_rows]
+    assert len({r.delib_id for r in a_rows}) == 3 and all(r.delib_id.startswith("A~") for r in a_rows)
+    assert all(r.extra["delib_id_original"] == "A" for r in a_rows)
+    assert res.rows[1].delib_id == "B" and "delib_id_original" not in res.rows[1].extra
+    (warning,) = res.warnings
+    assert warning.row_number == 2 and "rows 2, 5, 6" in warning.reason
+    # the hash depends on date, subject and URL only: stable across runs and files
+    again = parse_scdl_csv(data.replace(b"autre", b"AUTRE"))
+    assert [r.delib_id for r in again.rows if r.objet != "AUTRE"] == [r.delib_id for r in a_rows]
 
 
 def test_mangled_siret_kept_and_marked_invalid():
@@ -283,13 +305,15 @@ ODS_RECORDS = [
 
 def _check_ods(res):
     assert res.format == "opendatasoft-json" and res.schema == "scdl"
-    assert [r.delib_id for r in res.rows] == ["2024-001", "2024-002"]
-    r1, r2 = res.rows
+    assert [r.delib_id.split("~")[0] for r in res.rows] == ["2024-001", "2024-002", "2024-001"]
+    r1, r2 = res.rows[:2]
     assert (r1.row_number, r1.matiere_code, r1.votes["pour"], r1.coll_siret_valid) == (1, "8.4", 60, True)
     assert r1.extra["geo_point_2d"] == '{"lat": 45.7, "lon": 4.8}'
     assert r2.url == "https://data.x.fr/files/2024-002.pdf" and r2.coll_siret_valid is False
-    assert [(e.row_number, e.reason.split(" (")[0]) for e in res.errors] == [
-        (3, "duplicate DELIB_ID '2024-001'"), (4, "empty DELIB_ID; row skipped")]
+    assert [(e.row_number, e.reason) for e in res.errors] == [(4, "empty DELIB_ID; row skipped")]
+    # record 3 shares record 1's id with another subject: both kept, disambiguated
+    (other,) = [r for r in res.rows if r.row_number == 3]
+    assert other.extra["delib_id_original"] == r1.extra["delib_id_original"] == "2024-001"
     assert json.loads(json.dumps(res.to_metadata(r2)))["url"] == r2.url
 
 
@@ -371,3 +395,184 @@ def test_every_schema_version_is_read_from_its_own_examples(schema_file):
     # the patterns our checks use are the schema's
     patterns = {f["name"]: f.get("constraints", {}).get("pattern") for f in schema["fields"]}
     assert patterns["COLL_SIRET"] == r"^\d{14}$" and patterns["DELIB_MATIERE_CODE"] == r"^\d\.\d{1,2}$"
+
+
+# --- hostile inputs (issue 13) ---------------------------------------------------------------
+
+def test_a_field_over_131072_characters_keeps_the_later_rows():
+    import csv
+
+    huge = "Considérant " * 20_000  # 240,000 characters in one quoted field
+    data = ("DELIB_ID;DELIB_OBJET;DELIB_URL\n1;court;https://x.fr/1.pdf\n"
+            f'2;"{huge}";https://x.fr/2.pdf\n3;après;https://x.fr/3.pdf\n4;fin;https://x.fr/4.pdf\n').encode()
+    before = csv.field_size_limit()
+    res = parse_scdl_csv(data)
+    assert [r.delib_id for r in res.rows] == ["1", "2", "3", "4"] and res.errors == []
+    assert len(res.rows[1].objet) == len(huge.strip())
+    assert csv.field_size_limit() == before  # the process-wide limit is restored
+
+
+# --- issue 15: local formats, filters, Opendatasoft v1 and paging, data.gouv.fr ----------------
+
+from crawler.opendata import ReadOptions, RowFilter  # noqa: E402
+from crawler.opendata.datagouv import api_url, parse_datagouv  # noqa: E402
+from crawler.opendata.opendatasoft import next_page_url, page_position  # noqa: E402
+
+
+def test_local_format_in_utf16_with_two_lines_per_record():
+    """A city export in UTF-16 (BOM, tabs): date and title on one line, the decision and its
+    number on the next; no header. Read through a column mapping by position."""
+    lines = ["25/11/2013\tVoeu de soutien à Mme Christiane TAUBIRA",
+             "DELIBERATION EXECUTOIRE\t464",
+             "",
+             "25/11/2013\tDébat d'Orientation Budgétaire 2014",
+             "DELIBERATION EXECUTOIRE\t466",
+             "16/12/2013\tFeuille de route numérique : médiation",
+             "AJOURNEE\t470",
+             "16/12/2013\tUne ligne sans la suivante"]
+    data = "\r\n".join(lines).encode("utf-16")
+    options = ReadOptions(header=False, record_lines=2,
+                          columns={"delib_date": 0, "objet": 1, "decision": 2, "delib_id": 3})
+    res = parse_deliberations_csv(data, "ville.csv", fmt="local-csv", options=options)
+    assert (res.encoding, res.delimiter, res.format) == ("utf-16", "\t", "local-csv")
+    assert [(r.row_number, r.delib_id, r.delib_date) for r in res.rows] == [
+        (1, "464", "2013-11-25"), (2, "466", "2013-11-25"), (3, "470", "2013-12-16")]
+    assert res.rows[0].objet == "Voeu de soutien à Mme Christiane TAUBIRA"
+    assert res.rows[2].extra["decision"] == "AJOURNEE"
+    assert [(e.row_number, e.reason) for e in res.errors] == [(4, "the last record has 1 of its 2 lines; row skipped")]
+
+
+def test_local_format_by_header_name_and_declared_encoding():
+    text = "N° acte|Séance|Libellé|Fichier\r\nA-1|03/02/2021|Tiers-lieu numérique|/docs/a1.pdf\r\n"
+    options = ReadOptions(columns={"delib_id": "N° acte", "delib_date": "Séance", "objet": "Libellé",
+                                   "url": "Fichier"}, encoding="latin-1", delimiter="|")
+    res = parse_deliberations_csv(text.encode("latin-1"), "https://x.fr/d/l.csv", fmt="local-csv", options=options)
+    (r,) = res.rows
+    assert (r.delib_id, r.delib_date, r.objet, r.url) == ("A-1", "2021-02-03", "Tiers-lieu numérique",
+                                                          "https://x.fr/docs/a1.pdf")
+    assert res.columns == {"delib_id": "N° acte", "delib_date": "Séance", "objet": "Libellé", "url": "Fichier"}
+    bad = parse_deliberations_csv(b"a|b\r\n1|2\r\n", "l.csv", options=options)
+    assert bad.rows == [] and "named by the registry's column mapping" in bad.file_error
+
+
+def test_montpellier_real_file_through_a_declared_mapping():
+    raw = _real("open-data/VilleMTP_MTP_Delibs.csv")
+    options = ReadOptions(columns={"delib_id": "Numéro de délibération", "delib_date": "Date CM", "objet": "Titre",
+                                   "instance_etat": "Etat"})
+    res = parse_deliberations_csv(raw, "mtp.csv", fmt="local-csv", options=options)
+    assert len(res.rows) == 160 and res.errors == []
+    assert res.rows[0].extra["instance_etat"] == "DELIBERATION EXECUTOIRE"
+
+
+def test_publisher_filter_keeps_the_metropolis_rows():
+    data = ("COLL_NOM;COLL_SIRET;DELIB_ID;DELIB_DATE;DELIB_OBJET;DELIB_URL\n"
+            "Rennes Métropole;24350013900189;C 21.001;2021-01-28;Stratégie numérique;https://x.fr/1.pdf\n"
+            "Ville de Bruz;21350047300012;2021-01;2021-01-25;Voirie;https://x.fr/2.pdf\n"
+            "Rennes Métropole;24350013900189;B 21.002;2021-02-04;Subvention;https://x.fr/3.pdf\n").encode()
+    keep = RowFilter.of({"coll_siret": "^243500139"})
+    res = parse_scdl_csv(data, "megalis.csv", options=ReadOptions(keep=keep))
+    assert [r.delib_id for r in res.rows] == ["C 21.001", "B 21.002"] and res.filtered == 1
+    assert any("1 rows filtered out (filter: coll_siret ~ /^243500139/)" in w.reason for w in res.warnings)
+    council = parse_scdl_csv(data, options=ReadOptions(keep=RowFilter.of({"coll_siret": "^243500139",
+                                                                          "delib_id": "^C"})))
+    assert [r.delib_id for r in council.rows] == ["C 21.001"] and council.filtered == 2
+    # a row left out is not a duplicate of a kept one: a city and its metropolis may share ids
+    same = data.replace(b"2021-01;", b"C 21.001;")
+    assert [r.delib_id for r in parse_scdl_csv(same, options=ReadOptions(keep=keep)).rows] == ["C 21.001", "B 21.002"]
+
+
+TOURS_V1 = {  # the shape of a real v1 record (yletaillanter/ToursDeliberations, model/Deliberation.kt)
+    "datasetid": "deliberations-tours-metropole-val-de-loire",
+    "recordid": "43e3d7d579076a06fc577a1044dfeb5c6c9c1942",
+    "fields": {
+        "type_seance": "Conseil Métropolitain", "delib_matiere_code": "5.1.2",
+        "delib_objet": "DETERMINATION DU NOMBRE DE VICE-PRESIDENTS ET DES AUTRES MEMBRES DU BUREAU",
+        "coll_nom": "Tours Métropole Val de Loire", "delib_id": "C_21_07_11_002",
+        "cr_url": {"format": "pdf", "filename": "1626905209_cr_30638.pdf", "width": 300,
+                   "id": "e8783871774f15f0235f55c238d8e991", "height": 300, "thumbnail": False},
+        "vote_effectif": 87,
+        "delib_url": {"format": "pdf", "filename": "1626905209_30637.pdf", "width": 300,
+                      "id": "884eeb7e670e958b4360e3bbf06889e1", "height": 300, "thumbnail": False},
+        "coll_siret": 24370075400035, "delib_date": "2021-07-21",
+        "delib_matiere_nom": "Institutions et vie politique Election executif Fixation du nombre des adjoints",
+        "vote_pour": 73, "vote_reel": 87, "vote_abstention": 7, "vote_contre": 5,
+        "pref_id": "SPREF0372", "pref_date": "2021-07-21"},
+    "record_timestamp": "2021-07-21T23:25:00+00:00",
+}
+
+
+def test_opendatasoft_v1_record_attachments_become_the_document_url():
+    source = ("https://data.tours-metropole.fr/api/records/1.0/search/"
+              "?dataset=deliberations-tours-metropole-val-de-loire&rows=100&start=0")
+    res = parse_opendatasoft(json.dumps({"nhits": 1, "records": [TOURS_V1]}).encode(), source)
+    (r,) = res.rows
+    base = "https://data.tours-metropole.fr/explore/dataset/deliberations-tours-metropole-val-de-loire/files"
+    assert r.url == f"{base}/884eeb7e670e958b4360e3bbf06889e1/download/"
+    assert r.extra["cr_url"] == f"{base}/e8783871774f15f0235f55c238d8e991/download/"
+    assert r.extra["type_seance"] == "Conseil Métropolitain"
+    assert r.coll_siret == "24370075400035" and r.votes["pour"] == 73
+    # v2.1: a file field carries its URL; without one it is built from the dataset
+    v21 = "https://data.x.fr/api/explore/v2.1/catalog/datasets/delibs/records?limit=100"
+    rec = dict(TOURS_V1["fields"], delib_url={"id": "abc", "filename": "a.pdf", "mimetype": "application/pdf"})
+    assert parse_opendatasoft(json.dumps({"total_count": 1, "results": [rec]}).encode(), v21).rows[0].url == \
+        "https://data.x.fr/api/explore/v2.1/catalog/datasets/delibs/files/abc"
+
+
+def test_records_api_paging():
+    v21 = "https://data.rennesmetropole.fr/api/explore/v2.1/catalog/datasets/d/records?limit=100&order_by=delib_date"
+    page = parse_opendatasoft(json.dumps({"total_count": 230, "results": [{"delib_id": str(i), "delib_objet": "x"}
+                                                                         for i in range(100)]}).encode(), v21)
+    assert page.warnings == [] and page_position(v21) == ("offset", 0, 100)
+    second = next_page_url(v21, page)
+    assert second == v21 + "&offset=100"
+    assert next_page_url(second.replace("offset=100", "offset=200"), page) is None  # 200 + 100 >= 230
+    third = parse_opendatasoft(json.dumps({"total_count": 230, "results": [{"delib_id": "z", "delib_objet": "x"}]}).encode(),
+                               second, options=ReadOptions(first_row=101))
+    assert third.rows[0].row_number == 101
+    big = parse_opendatasoft(json.dumps({"total_count": 50_000, "results": [{"delib_id": "1", "delib_objet": "x"}]
+                                         * 100}).encode(), v21.replace("limit=100", "limit=100&offset=9900"))
+    assert next_page_url(v21.replace("limit=100", "limit=100&offset=9900"), big) is None
+    assert "first 10,000 only" in big.warnings[-1].reason
+    v1 = "https://data.tours-metropole.fr/api/records/1.0/search/?dataset=d&rows=100"
+    page = parse_opendatasoft(json.dumps({"nhits": 150, "records": [TOURS_V1] * 100}).encode(), v1)
+    assert next_page_url(v1, page) == v1 + "&start=100"
+    # an export is not paged
+    assert page_position("https://data.x.fr/api/explore/v2.1/catalog/datasets/d/exports/json") is None
+
+
+MEGALIS = {  # shape of https://www.data.gouv.fr/api/1/datasets/60645c94e2bfd21cdc16c0be/
+    "id": "60645c94e2bfd21cdc16c0be", "slug": "deliberations-des-collectivites-adherentes-de-megalis-bretagne",
+    "title": "Délibérations des collectivités adhérentes de Mégalis Bretagne",
+    "organization": {"id": "534fff8ba3a7292c64a77ed3", "name": "Mégalis Bretagne"},
+    "resources": [
+        {"id": "r1", "title": "DELIBERATION-2021.csv", "format": "xml", "filetype": "file", "mime": None,
+         "url": "https://static.data.gouv.fr/resources/x/20220101/deliberation-2021.csv"},
+        {"id": "r2", "title": "DELIBERATION-2022.csv", "format": "csv", "filetype": "file", "mime": "text/csv",
+         "url": "https://static.data.gouv.fr/resources/x/20230101/deliberation-2022.csv"},
+        {"id": "r3", "title": "Documentation", "format": "pdf", "filetype": "file",
+         "url": "https://static.data.gouv.fr/resources/x/doc.pdf"},
+    ],
+}
+
+
+def test_datagouv_dataset_resolves_to_its_data_resources():
+    assert api_url("https://www.data.gouv.fr/fr/datasets/deliberations-des-collectivites-adherentes-de-megalis-"
+                   "bretagne/") == ("https://www.data.gouv.fr/api/1/datasets/"
+                                    "deliberations-des-collectivites-adherentes-de-megalis-bretagne/")
+    assert api_url("https://www.data.gouv.fr/api/1/datasets/60645c94e2bfd21cdc16c0be/").endswith("60645c94e2bfd21cdc16c0be/")
+    ds = parse_datagouv(json.dumps(MEGALIS).encode(), "https://www.data.gouv.fr/api/1/datasets/x/")
+    assert ds.organization == "Mégalis Bretagne"
+    # the first resource says "xml" but is a CSV (as Mégalis uploads them)
+    assert [(r.title, r.kind) for r in ds.resources] == [("DELIBERATION-2021.csv", "csv"), ("DELIBERATION-2022.csv", "csv")]
+    assert [r.title for r in ds.skipped] == ["Documentation"] and ds.errors == []
+    only_2022 = parse_datagouv(json.dumps(MEGALIS).encode(), "x", select="-2022")
+    assert [r.title for r in only_2022.resources] == ["DELIBERATION-2022.csv"]
+    assert "no CSV or JSON resource matches" in parse_datagouv(json.dumps(MEGALIS).encode(), "x", "2030").errors[0].reason
+    assert parse_datagouv(b"<html>", "x").errors[0].reason.startswith("not a data.gouv.fr dataset answer")
+
+
+def test_subject_glued_to_its_id_is_cut():
+    # Rennes Métropole's export: "C2026_108Administration générale…" (bruz-en-action strips it too)
+    res = parse_scdl_csv("delib_id;delib_objet\nC2026_108;C2026_108Administration générale\n2;2 rue X\n"
+                         "A;Adoption du budget\n".encode())
+    assert [r.objet for r in res.rows] == ["Administration générale", "2 rue X", "Adoption du budget"]
