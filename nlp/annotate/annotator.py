@@ -213,18 +213,19 @@ class ThemeAnnotator:
             a, b = idx[start], idx[end - 1] + length[end - 1]
             lex = self.compiled.lexicon_of[rule.lexicon]
             driver = lex.kind == "theme" and lex.family == "driver"
+            negation = self.polarity.negation(lowers, punct, start, sent_start) if driver else ""
             hit = Hit(
                 sentence_index=s_idx, sentence=sent_texts[s_idx], start=a - sent_char,
                 end=b - sent_char, text_start=off + a, text_end=off + b, theme=rule.lexicon,
                 subtheme=rule.subtheme, term_id=rule.id, matched=doc_text[a:b],
-                negated=driver and self.polarity.negated(lowers, punct, start, sent_start),
+                negated=bool(negation),
                 lacking=driver and self.polarity.lacking(lowers, start, end, sent_start, sent_end),
                 other_actor=lex.kind == "theme" and self.polarity.other_actor(lowers, start, sent_start),
             )
             if lex.kind == "context":
                 ctx_hits.append(hit)
             else:
-                theme_hits.append((hit, (start, end, rule)))
+                theme_hits.append((hit, (start, end, rule, negation == "absence")))
 
     def _count(self, theme_hits: list[tuple[Hit, Any]], ctx_hits: list[Hit],
                excluded: set[tuple[int, str]]) -> tuple[list[Hit], set[str], set[int]]:
@@ -233,11 +234,11 @@ class ThemeAnnotator:
         theme_hits = [(h, m) for h, m in theme_hits if (h.sentence_index, h.theme) not in excluded]
         theme_hits = _one_per_mention(theme_hits)
         digital_sents = {h.sentence_index for h in ctx_hits}
-        digital_sents |= {h.sentence_index for h, (_s, _e, rule) in theme_hits if rule.digital}
+        digital_sents |= {h.sentence_index for h, (_s, _e, rule, _a) in theme_hits if rule.digital}
         labels: set[str] = set()
         hits: list[Hit] = []
         w = self.context_window
-        for hit, (_s, _e, rule) in theme_hits:
+        for hit, (_s, _e, rule, absence) in theme_hits:
             lex = self.compiled.lexicon_of[rule.lexicon]
             if w is None:
                 hit.digital_context = bool(digital_sents)
@@ -249,7 +250,7 @@ class ThemeAnnotator:
             elif hit.other_actor:
                 hit.reason = "other-actor"
             elif hit.negated or hit.lacking:
-                barrier = self._lack_map.get(hit.theme)
+                barrier = self._lack_map.get(hit.theme) if (hit.lacking or absence) else None
                 if barrier:
                     hit.reason = "lack-as-barrier"
                     hit.count_theme, _, sub = barrier.partition(".")
@@ -268,16 +269,17 @@ class ThemeAnnotator:
 
 
 def _one_per_mention(theme_hits: list[tuple[Hit, Any]]) -> list[tuple[Hit, Any]]:
-    """Among hits of one theme, overlapping spans are one mention: keep the longest (the
-    earliest on a tie). Spans are compared in characters of the whole text (token indices
-    restart in every piece of a long text). Different themes may share words ("plateforme
-    de participation citoyenne" is one citoyennete hit, and may also be a donnees hit)."""
+    """Among hits of one theme, overlapping spans are one mention: keep a hit of a term that
+    shows the digital context by itself first (the stronger evidence), then the longest, then
+    the earliest. Spans are compared in characters of the whole text (token indices restart
+    in every piece of a long text). Different themes may share words ("plateforme de
+    participation citoyenne" is one citoyennete hit, and may also be a donnees hit)."""
     by_theme: dict[str, list[tuple[Hit, Any]]] = {}
     for item in theme_hits:
         by_theme.setdefault(item[0].theme, []).append(item)
     kept: list[tuple[Hit, Any]] = []
     for items in by_theme.values():
-        items.sort(key=lambda it: (-(it[0].text_end - it[0].text_start), it[0].text_start))
+        items.sort(key=lambda it: (not it[1][2].digital, -(it[0].text_end - it[0].text_start), it[0].text_start))
         taken: list[tuple[int, int]] = []
         for it in items:
             s, e = it[0].text_start, it[0].text_end

@@ -350,8 +350,9 @@ class CompiledLexicons:
     def find(self, doc: Doc, sent_starts: list[int]) -> list[Match]:
         """All rule matches of a doc, nested matches resolved to the longest.
 
-        Nesting is resolved separately among theme hits, context hits and exclusions, so
-        that "conseiller numérique" (inclusion) and "numérique" (context) both count.
+        Nesting is resolved within each theme's hits, among context hits and among
+        exclusions, so that "conseiller numérique" (inclusion) and "numérique" (context) both
+        count, and a long hit of one theme never hides a nested hit of another theme.
         Gated token patterns (see ``_build_matchers``) run only near digital sentences, so
         their out-of-context hits are not recorded (phrase hits out of context are).
         """
@@ -397,8 +398,11 @@ class CompiledLexicons:
                         found[(rule.id, start_tok + start, start_tok + end)] = rule
         groups: dict[str, list[tuple[TermRule, int, int]]] = {}
         for (_rid, start, end), rule in found.items():
+            # Nesting is resolved within one lexicon (and among exclusions, among context
+            # terms): a long hit of one theme never hides a nested hit of another theme.
             kind = "exclude" if rule.exclude else self.lexicon_of[rule.lexicon].kind
-            groups.setdefault(kind, []).append((rule, start, end))
+            key = kind if kind == "context" else f"{kind}:{rule.lexicon}"
+            groups.setdefault(key, []).append((rule, start, end))
         out: list[tuple[TermRule, int, int]] = []
         for items in groups.values():
             items.sort(key=lambda x: (x[1], -(x[2] - x[1])))

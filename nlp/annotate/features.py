@@ -192,13 +192,15 @@ class FeatureSpace:
     vector_mean: np.ndarray
     vector_std: np.ndarray
     use_vectors: bool = True
+    lexicon_weight: float = 1.0
 
     @classmethod
     def fit(cls, raws: list[RawFeatures], min_df: int = 2, max_ngrams: int = 40000,
-            use_vectors: bool = True) -> "FeatureSpace":
+            use_vectors: bool = True, lexicon_weight: float = 1.0) -> "FeatureSpace":
         """Vocabulary of n-grams in at least ``min_df`` training paragraphs (the
         ``max_ngrams`` most frequent), smoothed idf; lexicon names seen in training, scaled
-        by their maximum; vector mean and standard deviation."""
+        by their maximum times ``lexicon_weight`` (a larger scale regularises the lexicon
+        evidence less than the n-grams and vectors); vector mean and standard deviation."""
         df: Counter[str] = Counter()
         for r in raws:
             df.update(set(_ngrams(r.lemmas)))
@@ -210,12 +212,13 @@ class FeatureSpace:
         scale = np.ones(len(names), dtype=np.float32)
         for j, name in enumerate(names):
             top = max((r.lexicon.get(name, 0.0) for r in raws), default=1.0)
-            scale[j] = 1.0 / top if top > 0 else 1.0
+            scale[j] = lexicon_weight / top if top > 0 else lexicon_weight
         vecs = np.stack([r.vector for r in raws]) if raws else np.zeros((1, 300), np.float32)
         return cls(ngrams={g: i for i, g in enumerate(kept)}, idf=idf,
                    lexicon={k: i for i, k in enumerate(names)}, lexicon_scale=scale,
                    vector_mean=vecs.mean(axis=0).astype(np.float32),
-                   vector_std=(vecs.std(axis=0) + 1e-6).astype(np.float32), use_vectors=use_vectors)
+                   vector_std=(vecs.std(axis=0) + 1e-6).astype(np.float32), use_vectors=use_vectors,
+                   lexicon_weight=lexicon_weight)
 
     @property
     def n_features(self) -> int:
@@ -238,7 +241,8 @@ class FeatureSpace:
             for name, value in r.lexicon.items():
                 j = self.lexicon.get(name)
                 if j is not None and value:
-                    rows.append(i); cols.append(j); vals.append(min(value * self.lexicon_scale[j], 3.0))
+                    rows.append(i); cols.append(j)
+                    vals.append(min(value * self.lexicon_scale[j], 3.0 * self.lexicon_weight))
             tf = Counter(self.ngrams[g] for g in _ngrams(r.lemmas) if g in self.ngrams)
             if tf:
                 idx = np.fromiter(tf.keys(), dtype=np.int64, count=len(tf))
@@ -256,7 +260,7 @@ class FeatureSpace:
         """JSON-able part (arrays go beside it, see :meth:`arrays`)."""
         return {"ngrams": sorted(self.ngrams, key=self.ngrams.__getitem__),
                 "lexicon": sorted(self.lexicon, key=self.lexicon.__getitem__),
-                "use_vectors": self.use_vectors}
+                "use_vectors": self.use_vectors, "lexicon_weight": self.lexicon_weight}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"idf": self.idf, "lexicon_scale": self.lexicon_scale,
@@ -267,4 +271,5 @@ class FeatureSpace:
         return cls(ngrams={g: i for i, g in enumerate(d["ngrams"])}, idf=arrays["idf"],
                    lexicon={k: i for i, k in enumerate(d["lexicon"])},
                    lexicon_scale=arrays["lexicon_scale"], vector_mean=arrays["vector_mean"],
-                   vector_std=arrays["vector_std"], use_vectors=bool(d.get("use_vectors", True)))
+                   vector_std=arrays["vector_std"], use_vectors=bool(d.get("use_vectors", True)),
+                   lexicon_weight=float(d.get("lexicon_weight", 1.0)))

@@ -28,6 +28,42 @@ from nlp.errors import BarometreError
 log = logging.getLogger(__name__)
 
 
+def agreement_table(path: Path | None = None) -> "pd.DataFrame":
+    """Agreement of the two independent annotations of the training set, per label: F1 of
+    one against the other (symmetric), Cohen's kappa, and how many paragraphs each gave
+    the label; plus how many disagreements the third reading settled."""
+    import json
+
+    import pandas as pd
+
+    rows = [json.loads(line) for line in Path(path or T.TRAINING_FILE).read_text(encoding="utf-8").splitlines()]
+    out = []
+    for lab in T.LABELS:
+        a = np.array([lab in r["annotations"]["a"]["labels"] for r in rows])
+        b = np.array([lab in r["annotations"]["b"]["labels"] for r in rows])
+        both, either = int((a & b).sum()), int((a | b).sum())
+        f1 = 2 * both / (a.sum() + b.sum()) if either else float("nan")
+        po = float((a == b).mean())
+        pe = float(a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean()))
+        kappa = (po - pe) / (1 - pe) if pe < 1 else float("nan")
+        out.append({"label": lab, "f1": f1, "kappa": kappa, "n_a": int(a.sum()), "n_b": int(b.sum()),
+                    "n_final": sum(lab in r["labels"] for r in rows)})
+    table = pd.DataFrame(out)
+    table.attrs["paragraphs"] = len(rows)
+    table.attrs["adjudicated"] = sum(r["annotations"]["final"] == "adjudicated" for r in rows)
+    return table
+
+
+def format_agreement(table: "pd.DataFrame") -> str:
+    themes = table[table["label"].isin(T.THEME_LABELS)]
+    lines = [f"== inter-annotator agreement on the training set ({table.attrs['paragraphs']} paragraphs; "
+             f"{table.attrs['adjudicated']} settled by a third reading)",
+             f"{'label':30s} {'F1':>5s} {'kappa':>6s} {'A':>5s} {'B':>5s} {'final':>6s}"]
+    lines += [f"{r.label:30s} {r.f1:5.3f} {r.kappa:6.3f} {r.n_a:5d} {r.n_b:5d} {r.n_final:6d}" for r in table.itertuples()]
+    lines.append(f"macro-F1 over the ten themes: {themes['f1'].mean():.3f}; mean kappa {themes['kappa'].mean():.3f}")
+    return "\n".join(lines)
+
+
 def is_sealed(doc_id: str) -> bool:
     """The sealed fifth of the training documents (by a hash of the document id): left out
     of every look at errors while the lexicons were revised, scored by :func:`run_eval`."""
@@ -113,6 +149,7 @@ def run_eval(lexicon_dir: Path, outputs_dir: Path, *, gold: Path | None = None, 
     examples = T.load_labelled(T.TRAINING_FILE)
     reports, _cv = cross_validation_reports(examples, kit, config, compare, draws)
     reports.append(sealed_report(examples, kit, config, draws))
+    agreement = format_agreement(agreement_table())
     if dev is not None and dev.is_file():
         dev_ex = T.load_labelled(dev, default_genre="dev")
         dets = list(detector.detect([e.text for e in dev_ex]))
@@ -120,7 +157,7 @@ def run_eval(lexicon_dir: Path, outputs_dir: Path, *, gold: Path | None = None, 
         reports.append(_report("lexicons alone on the dev split", dev_ex, lex, None, draws))
         reports.append(_report(f"shipped model on the dev split ({dev})", dev_ex, [d.labels for d in dets],
                                None, draws, model.version))
-    return {"reports": reports, "text": "\n\n".join(format_report(r) for r in reports)}
+    return {"reports": reports, "text": "\n\n".join([agreement] + [format_report(r) for r in reports])}
 
 
 def sealed_report(examples: Sequence[T.Example], kit: Toolkit, config: T.TrainConfig, draws: int) -> EvalReport:
@@ -152,13 +189,24 @@ def run_train(lexicon_dir: Path, out_dir: Path, *, gold: Sequence[Path] = (), co
         sources.append(str(path))
     cv_meta: dict[str, Any] = {}
     if validate:
-        reports, _cv = cross_validation_reports(examples, kit, config, draws=200)
+        reports, cv = cross_validation_reports(examples, kit, config, draws=200)
         linear = reports[1]
-        cv_meta = {"method": "grouped 5-fold cross-validation on the training data",
-                   "macro_f1": linear.macro_f1, "labels": linear.labels.to_dict(orient="records")}
+        effective = _effective_report(examples, kit, cv.predicted)
+        cv_meta = {"method": "validation croisée groupée par document (5 plis) sur les données d'entraînement",
+                   "macro_f1": linear.macro_f1, "labels": linear.labels.to_dict(orient="records"),
+                   "effective": effective.labels.to_dict(orient="records")}
     model = T.train(examples, kit.annotator, kit.resources, config, Path(out_dir), cv_meta, sources)
     return {"model": model.version, "directory": str(out_dir), "paragraphs": len(examples),
             "documents": len({e.doc_id for e in examples}), "cv_macro_f1": cv_meta.get("macro_f1")}
+
+
+def _effective_report(examples: Sequence[T.Example], kit: Toolkit, predicted: Sequence[Sequence[str]]) -> EvalReport:
+    """Confusion counts of the themes that COUNT (labels minus polarity), detector vs gold:
+    what the indicators' paragraph share measures, hence what its correction needs."""
+    negated = _negated(examples, kit, predicted)
+    gold = [[lab for lab in e.labels if lab not in e.negated] for e in examples]
+    pred = [[lab for lab in labs if lab not in neg] for labs, neg in zip(predicted, negated)]
+    return evaluate_sets("themes after polarity", gold, pred, [e.doc_id for e in examples], draws=0)
 
 
 def summary_rows(reports: Sequence[EvalReport]) -> list[dict[str, Any]]:
