@@ -60,6 +60,71 @@ def _common(corpus: bool = True, metropole: bool = True) -> argparse.ArgumentPar
     return p
 
 
+def _a(*flags: str, **kwargs: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    return flags, kwargs
+
+
+_MODEL_DIR = "theme model folder (default: outputs/models/themes, else the shipped one)"
+_LEXICONS = _a("--lexicons", type=Path, help="lexicon folder (default: lexicons/)")
+_REGISTRY = _a("--registry", type=Path, help="registry YAML (default: crawler/metropoles.yaml)")
+_CONTACT = _a("--contact", help="contact (e-mail or URL) put in the user agent")
+# command -> (common options: "all" | "no-metropole" | "file", its own arguments)
+COMMAND_ARGS: dict[str, tuple[str, list[tuple[tuple[str, ...], dict[str, Any]]]]] = {
+    "crawl": ("all", [_REGISTRY, _a("--resume", action="store_true", help="resume an interrupted crawl"), _CONTACT,
+                      _a("--max-pages", type=int, help="pages per metropolis"),
+                      _a("--max-depth", type=int, help="link depth from the start URLs")]),
+    "import": ("no-metropole", [_a("folder", type=Path, help="folder of documents"),
+                                _a("--metropole", required=True, help="slug of the metropolis they belong to")]),
+    "extract": ("all", [_a("--workers", type=int, help="worker processes (default: 2)"),
+                        _a("--engine", help="PDF engine: auto, pdfium or pdfplumber"),
+                        _a("--ocr", action=argparse.BooleanOptionalAction, default=None,
+                           help="OCR pages without a text layer (default: on when tesseract is installed)"),
+                        _a("--timeout", type=float, help="seconds allowed per document"),
+                        _a("--force", action="store_true", help="re-extract even when up to date")]),
+    "text": ("file", [_a("file", type=Path), _a("--engine", default="auto", help="auto, pdfium or pdfplumber"),
+                      _a("--json", action="store_true", help="a JSON object: pages, status, engine, metadata"),
+                      _a("--ocr", action=argparse.BooleanOptionalAction, default=None)]),
+    "annotate": ("all", [_a("--force", action="store_true", help="re-annotate even when cached")]),
+    "themes": ("no-metropole", [_a("--jsonl", type=Path, required=True, help="input: one {id, text} per line"),
+                                _a("--out", type=Path, required=True, help="output JSONL"), _LEXICONS,
+                                _a("--model-dir", type=Path, help=_MODEL_DIR),
+                                _a("--lexicons-only", action="store_true", help="labels from the lexicons alone, no model")]),
+    "eval": ("no-metropole", [_a("--gold", type=Path, help="a coded sample (CSV or JSONL from `barometre sample`)"),
+                              _a("--dev", type=Path, help="independent gold split (default: ../shared/data/gold/dev.jsonl)"),
+                              _LEXICONS, _a("--model-dir", type=Path, help=_MODEL_DIR),
+                              _a("--compare", action="store_true", help="also cross-validate spaCy textcat_multilabel (slow)"),
+                              _a("--draws", type=int, default=1000, help="bootstrap draws for the intervals (default 1000)"),
+                              _a("--json", action="store_true", help="print the reports as JSON")]),
+    "sample": ("all", [_a("--n", type=int, required=True, help="paragraphs to sample"),
+                       _a("--stratify", choices=["theme", "metropole", "doc_type"], help="strata sampled evenly"),
+                       _a("--seed", type=int, help="random seed (default: the run's seed)"),
+                       _a("--out", type=Path, required=True, help="output file: FILE.csv and FILE.jsonl are written")]),
+    "train": ("no-metropole", [_a("--gold", type=Path, action="append", default=[], help="coded sample to add (repeatable)"),
+                               _LEXICONS, _a("--model-dir", type=Path, help="where to write the model (default: outputs/models/themes)"),
+                               _a("--no-validate", action="store_true", help="skip the cross-validation stored with the model")]),
+    "kwic": ("all", [_a("--theme", required=True, help="theme id (e.g. inclusion)"),
+                     _a("--subtheme", help="sub-theme (e.g. budgetaire)"),
+                     _a("--negated", action=argparse.BooleanOptionalAction, default=None,
+                        help="only negated (--negated) or only affirmed (--no-negated) hits"),
+                     _a("--counting", action=argparse.BooleanOptionalAction, default=None,
+                        help="only hits that count (--counting) or only those that do not (--no-counting)"),
+                     _a("--limit", type=int, default=50, help="rows to print (default 50; 0 = all)"),
+                     _a("--out", type=Path, help="export all rows to CSV or Parquet instead")]),
+    "topics": ("all", [_a("--embedder", help="tfidf-svd, spacy, or st:<local model path>"),
+                       _a("--all-paragraphs", action="store_true", default=None,
+                          help="fit on every paragraph, not only those about digital matters"),
+                       _a("--seed-lexicons", action="store_true", default=None, help="guide the topics with the theme lexicons"),
+                       _a("--assign", action="store_true", help="assign topics with the saved model")]),
+    "indicators": ("all", [_a("--scores", type=Path, help="barometer scores CSV to join (long or wide)"),
+                           _a("--draws", type=int, help="bootstrap draws (default 1000)"), _a("--seed", type=int, help="random seed")]),
+    "report": ("all", []),
+    "run": ("all", [_REGISTRY, _a("--skip-crawl", action="store_true", help="use the corpus as it is"),
+                    _a("--no-topics", action="store_true", help="skip the topic model"),
+                    _a("--scores", type=Path, help="barometer scores CSV to join"), _a("--workers", type=int)]),
+    "demo": ("all", [_a("--no-topics", action="store_true", help="skip the topic model")]),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="barometre",
@@ -67,113 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "crawl, extract, annotate themes, topics, indicators, report.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
-    common = _common()
-
-    def add(name: str, parents: list[argparse.ArgumentParser] | None = None) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=STAGE_HELP[name], description=STAGE_HELP[name],
-                              parents=parents if parents is not None else [common])
-
-    p = add("crawl")
-    p.add_argument("--registry", type=Path, help="registry YAML (default: crawler/metropoles.yaml)")
-    p.add_argument("--resume", action="store_true", help="resume an interrupted crawl")
-    p.add_argument("--contact", help="contact (e-mail or URL) put in the user agent")
-    p.add_argument("--max-pages", type=int, help="pages per metropolis")
-    p.add_argument("--max-depth", type=int, help="link depth from the start URLs")
-
-    p = sub.add_parser("import", help=STAGE_HELP["import"], description=STAGE_HELP["import"],
-                       parents=[_common(metropole=False)])
-    p.add_argument("folder", type=Path, help="folder of documents")
-    p.add_argument("--metropole", required=True, help="slug of the metropolis they belong to")
-
-    p = add("extract")
-    p.add_argument("--workers", type=int, help="worker processes (default: 2)")
-    p.add_argument("--engine", help="PDF engine: auto, pdfium or pdfplumber")
-    p.add_argument("--ocr", action=argparse.BooleanOptionalAction, default=None,
-                   help="OCR pages without a text layer (default: on when tesseract is installed)")
-    p.add_argument("--timeout", type=float, help="seconds allowed per document")
-    p.add_argument("--force", action="store_true", help="re-extract even when up to date")
-
-    p = sub.add_parser("text", help=STAGE_HELP["text"], description=STAGE_HELP["text"],
-                       parents=[_common(corpus=False, metropole=False)])
-    p.add_argument("file", type=Path)
-    p.add_argument("--engine", default="auto", help="auto, pdfium or pdfplumber")
-    p.add_argument("--json", action="store_true", help="a JSON object: pages, status, engine, metadata")
-    p.add_argument("--ocr", action=argparse.BooleanOptionalAction, default=None)
-
-    p = add("annotate")
-    p.add_argument("--force", action="store_true", help="re-annotate even when cached")
-
-    p = sub.add_parser("themes", help=STAGE_HELP["themes"], description=STAGE_HELP["themes"],
-                       parents=[_common(metropole=False)])
-    p.add_argument("--jsonl", type=Path, required=True, help="input: one {id, text} per line")
-    p.add_argument("--out", type=Path, required=True, help="output JSONL")
-    p.add_argument("--lexicons", type=Path, help="lexicon folder (default: lexicons/)")
-    p.add_argument("--model-dir", type=Path, help="theme model folder (default: outputs/models/themes, else the shipped one)")
-    p.add_argument("--lexicons-only", action="store_true", help="labels from the lexicons alone, no model")
-
-    p = sub.add_parser("eval", help=STAGE_HELP["eval"], description=STAGE_HELP["eval"],
-                       parents=[_common(metropole=False)])
-    p.add_argument("--gold", type=Path, help="a coded sample (CSV or JSONL from `barometre sample`)")
-    p.add_argument("--dev", type=Path, help="independent gold split (default: ../shared/data/gold/dev.jsonl)")
-    p.add_argument("--lexicons", type=Path, help="lexicon folder (default: lexicons/)")
-    p.add_argument("--model-dir", type=Path, help="theme model folder (default: outputs/models/themes, else the shipped one)")
-    p.add_argument("--compare", action="store_true", help="also cross-validate spaCy textcat_multilabel (slow)")
-    p.add_argument("--draws", type=int, default=1000, help="bootstrap draws for the intervals (default 1000)")
-    p.add_argument("--json", action="store_true", help="print the reports as JSON")
-
-    p = add("sample")
-    p.add_argument("--n", type=int, required=True, help="paragraphs to sample")
-    p.add_argument("--stratify", choices=["theme", "metropole", "doc_type"], help="strata sampled evenly")
-    p.add_argument("--seed", type=int, help="random seed (default: the run's seed)")
-    p.add_argument("--out", type=Path, required=True, help="output file: FILE.csv and FILE.jsonl are written")
-
-    p = sub.add_parser("train", help=STAGE_HELP["train"], description=STAGE_HELP["train"],
-                       parents=[_common(metropole=False)])
-    p.add_argument("--gold", type=Path, action="append", default=[], help="coded sample to add (repeatable)")
-    p.add_argument("--lexicons", type=Path, help="lexicon folder (default: lexicons/)")
-    p.add_argument("--model-dir", type=Path, help="where to write the model (default: outputs/models/themes)")
-    p.add_argument("--no-validate", action="store_true", help="skip the cross-validation stored with the model")
-
-    p = add("kwic")
-    p.add_argument("--theme", required=True, help="theme id (e.g. inclusion)")
-    p.add_argument("--subtheme", help="sub-theme (e.g. budgetaire)")
-    p.add_argument("--negated", action=argparse.BooleanOptionalAction, default=None,
-                   help="only negated (--negated) or only affirmed (--no-negated) hits")
-    p.add_argument("--limit", type=int, default=50, help="rows to print (default 50; 0 = all)")
-    p.add_argument("--out", type=Path, help="export all rows to CSV or Parquet instead")
-
-    p = add("topics")
-    p.add_argument("--embedder", help="tfidf-svd, spacy, or st:<local model path>")
-    p.add_argument("--all-paragraphs", action="store_true", default=None,
-                   help="fit on every paragraph, not only those about digital matters")
-    p.add_argument("--seed-lexicons", action="store_true", default=None,
-                   help="guide the topics with the theme lexicons")
-    p.add_argument("--assign", action="store_true", help="assign topics with the saved model")
-
-    p = add("indicators")
-    p.add_argument("--scores", type=Path, help="barometer scores CSV to join (one row per metropolis)")
-    p.add_argument("--draws", type=int, help="bootstrap draws (default 1000)")
-    p.add_argument("--seed", type=int, help="random seed")
-
-    add("report")
-
-    p = add("run")
-    p.add_argument("--registry", type=Path, help="registry YAML (default: crawler/metropoles.yaml)")
-    p.add_argument("--skip-crawl", action="store_true", help="use the corpus as it is")
-    p.add_argument("--no-topics", action="store_true", help="skip the topic model")
-    p.add_argument("--scores", type=Path, help="barometer scores CSV to join")
-    p.add_argument("--workers", type=int)
-
-    p = add("demo")
-    p.add_argument("--no-topics", action="store_true", help="skip the topic model")
-
+    parents = {"all": _common(), "no-metropole": _common(metropole=False),
+               "file": _common(corpus=False, metropole=False)}
+    for name, (kind, arguments) in COMMAND_ARGS.items():
+        p = sub.add_parser(name, help=STAGE_HELP[name], description=STAGE_HELP[name], parents=[parents[kind]])
+        for flags, kwargs in arguments:
+            p.add_argument(*flags, **kwargs)
     p = sub.add_parser("registry", help=STAGE_HELP["registry"], description=STAGE_HELP["registry"])
     rsub = p.add_subparsers(dest="registry_command", metavar="ACTION", required=True, parser_class=_Parser)
-    c = rsub.add_parser("check", parents=[common], help="fetch robots.txt, start URLs, sitemaps, forms and datasets "
-                        "once each; report status, final URL, media type, dataset rows and dates")
-    c.add_argument("--registry", type=Path, help="registry YAML (default: crawler/metropoles.yaml)")
-    c.add_argument("--contact", help="contact (e-mail or URL) put in the user agent")
-    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c = rsub.add_parser("check", parents=[parents["all"]], help="fetch robots.txt, start URLs, sitemaps, forms and "
+                        "datasets once each; report status, final URL, media type, dataset rows and dates")
+    for flags, kwargs in (_REGISTRY, _CONTACT, _a("--json", action="store_true", help="print the report as JSON")):
+        c.add_argument(*flags, **kwargs)
     return parser
 
 
@@ -307,7 +277,7 @@ def cmd_kwic(args: argparse.Namespace, settings: Settings) -> int:
     from nlp.annotate.kwic import kwic_table, print_kwic
 
     table = kwic_table(Path(settings.outputs_dir), args.theme, metropoles=settings.metropoles or None,
-                       subtheme=args.subtheme, negated=args.negated)
+                       subtheme=args.subtheme, negated=args.negated, counting=args.counting)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         if args.out.suffix == ".parquet":
