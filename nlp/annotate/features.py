@@ -232,29 +232,36 @@ class FeatureSpace:
 
     def transform(self, raws: Iterable[RawFeatures]) -> sparse.csr_matrix:
         """Sparse matrix, one row per paragraph: [lexicon | n-gram TF-IDF | vector]."""
-        rows, cols, vals = [], [], []
+        raws = list(raws)
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
         n_lex, n_gram = len(self.lexicon), len(self.ngrams)
-        dim = len(self.vector_mean) if self.use_vectors else 0
-        count = 0
+        cap = 3.0 * self.lexicon_weight
+        lexicon, scale, ngrams, idf = self.lexicon, self.lexicon_scale, self.ngrams, self.idf
         for i, r in enumerate(raws):
-            count += 1
             for name, value in r.lexicon.items():
-                j = self.lexicon.get(name)
+                j = lexicon.get(name)
                 if j is not None and value:
-                    rows.append(i); cols.append(j)
-                    vals.append(min(value * self.lexicon_scale[j], 3.0 * self.lexicon_weight))
-            tf = Counter(self.ngrams[g] for g in _ngrams(r.lemmas) if g in self.ngrams)
+                    rows.append(i)
+                    cols.append(j)
+                    vals.append(min(value * scale[j], cap))
+            tf = Counter(ngrams[g] for g in _ngrams(r.lemmas) if g in ngrams)
             if tf:
                 idx = np.fromiter(tf.keys(), dtype=np.int64, count=len(tf))
-                w = (1.0 + np.log(np.fromiter(tf.values(), dtype=np.float32, count=len(tf)))) * self.idf[idx]
+                w = (1.0 + np.log(np.fromiter(tf.values(), dtype=np.float32, count=len(tf)))) * idf[idx]
                 w /= np.linalg.norm(w) or 1.0
-                rows.extend([i] * len(idx)); cols.extend((idx + n_lex).tolist()); vals.extend(w.tolist())
-            if dim:
-                v = (r.vector - self.vector_mean) / self.vector_std / math.sqrt(dim)
-                rows.extend([i] * dim); cols.extend(range(n_lex + n_gram, n_lex + n_gram + dim))
-                vals.extend(v.tolist())
-        return sparse.csr_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)),
-                                 shape=(count, self.n_features))
+                rows.extend([i] * len(idx))
+                cols.extend((idx + n_lex).tolist())
+                vals.extend(w.tolist())
+        sparse_part = sparse.csr_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)),
+                                        shape=(len(raws), n_lex + n_gram))
+        if not self.use_vectors:
+            return sparse_part
+        dim = len(self.vector_mean)
+        V = np.stack([r.vector for r in raws]) if raws else np.zeros((0, dim), np.float32)
+        V = ((V - self.vector_mean) / self.vector_std / math.sqrt(dim)).astype(np.float32)
+        return sparse.hstack([sparse_part, sparse.csr_matrix(V)], format="csr")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able part (arrays go beside it, see :meth:`arrays`)."""

@@ -128,6 +128,25 @@ def parse_polarity(data: dict[str, Any], path: Path | str) -> PolarityRules:
     )
 
 
+def _by_first(phrases: tuple[tuple[int, ...], ...]) -> dict[int, list[tuple[int, ...]]]:
+    out: dict[int, list[tuple[int, ...]]] = {}
+    for p in phrases:
+        if p:
+            out.setdefault(p[0], []).append(p)
+    return out
+
+
+def _occurrences(lowers: list[int], a: int, b: int, by_first: dict[int, list[tuple[int, ...]]],
+                 with_phrase: bool = False):
+    """Start positions (and phrases, ``with_phrase``) of the phrases found entirely inside
+    ``lowers[a:b]``: one dictionary look-up per token instead of one scan per phrase."""
+    for k in range(a, b):
+        for phrase in by_first.get(lowers[k], ()):
+            n = len(phrase)
+            if k + n <= b and tuple(lowers[k:k + n]) == phrase:
+                yield (k, phrase) if with_phrase else k
+
+
 def check_lack_map(rules: PolarityRules, driver_ids: set[str], barrier_labels: set[str]) -> None:
     """Every key of ``lack_counts_as`` is a driver theme, every value a barrier label."""
     for driver, barrier in rules.lack_counts_as:
@@ -163,6 +182,9 @@ class CompiledPolarity:
     selves: tuple[tuple[int, ...], ...] = field(init=False)
     comma: frozenset[int] = field(init=False)
     remedies: frozenset[int] = field(init=False)
+    _lack_first: dict[int, list[tuple[int, ...]]] = field(init=False)
+    _others_first: dict[int, list[tuple[int, ...]]] = field(init=False)
+    _selves_first: dict[int, list[tuple[int, ...]]] = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.rules
@@ -192,6 +214,9 @@ class CompiledPolarity:
         self.others, self.selves = phrases(r.other_actors), phrases(SELF_REFERENCES)
         self.comma = words((",",))
         self.remedies = words(REMEDIES)
+        self._lack_first = _by_first(self.lack)
+        self._others_first = _by_first(self.others)
+        self._selves_first = _by_first(self.selves)
 
     # -- the three questions -----------------------------------------------------------
     def negated(self, lowers: list[int], punct: list[int], start: int, sent_start: int) -> bool:
@@ -263,12 +288,9 @@ class CompiledPolarity:
         while hi < min(sent_end, end + w) and (lowers[hi] not in self.breaks or lowers[hi] in self.comma):
             hi += 1
         for a, b in ((lo, start), (end, hi)):
-            span = lowers[a:b]
-            for phrase in self.lack:
-                n = len(phrase)
-                for k in range(len(span) - n + 1):
-                    if tuple(span[k:k + n]) == phrase and not self._after_remedy(lowers, a + k, sent_start):
-                        return True
+            for k in _occurrences(lowers, a, b, self._lack_first):
+                if not self._after_remedy(lowers, k, sent_start):
+                    return True
         return False
 
     def _after_remedy(self, lowers: list[int], i: int, sent_start: int) -> bool:
@@ -280,18 +302,7 @@ class CompiledPolarity:
         "nous") comes between that actor and the hit."""
         if not self.others:
             return False
-        span = lowers[sent_start:start]
-        last_other = -1
-        for phrase in self.others:
-            n = len(phrase)
-            for k in range(len(span) - n + 1):
-                if tuple(span[k:k + n]) == phrase:
-                    last_other = max(last_other, k + n)
-        if last_other < 0:
+        ends = [k + len(p) for k, p in _occurrences(lowers, sent_start, start, self._others_first, with_phrase=True)]
+        if not ends:
             return False
-        rest = span[last_other:]
-        for phrase in self.selves:
-            n = len(phrase)
-            if any(tuple(rest[k:k + n]) == phrase for k in range(len(rest) - n + 1)):
-                return False
-        return True
+        return not any(True for _ in _occurrences(lowers, max(ends), start, self._selves_first))
