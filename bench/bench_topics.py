@@ -70,14 +70,14 @@ def make_corpus(n: int, seed: int = 0):
 
 
 def child(n: int, embedder: str, n_process: int, out: Path) -> None:
-    from nlp.topics import TopicSettings, run_topics
+    from nlp.topics import TopicInputs, TopicSettings, run_topics
 
     paragraphs, documents, pool = make_corpus(n)
     words = int(paragraphs["text"].str.split().str.len().sum())
     settings = TopicSettings(embedder=embedder, figures=False, use_cache=False,
                              n_process=n_process)
     t = time.perf_counter()
-    summary = run_topics(paragraphs, documents, out, settings)
+    summary = run_topics(TopicInputs(paragraphs, documents), out, settings)
     summary["wall_s"] = round(time.perf_counter() - t, 1)
     summary["words"] = words
     summary["pool"] = pool
