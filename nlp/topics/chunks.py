@@ -18,14 +18,18 @@ from nlp.topics.embeddings import text_hash
 from nlp.topics.settings import TopicModelError, TopicSettings
 
 # Chunks that are procedure, not content: dropped before fitting (issue 6, deliverable 1).
-_BOILERPLATE_RES = [re.compile(p, re.IGNORECASE) for p in (
-    r"^\s*vu\b",                                      # "Vu le code général des collectivités…"
-    r"^\s*(après en avoir délibéré|le conseil,? après)",
-    r"\b(adopt[ée]e?s?|approuv[ée]e?s?) à l['’]unanimité\b",
-    r"\bpour extrait conforme\b", r"\baccusé de réception\b", r"\bont signé au registre\b",
-    r"\bcertifié exécutoire\b", r"\bsecrétaire de séance\b",
-    r"^\s*(présents?|absents?|excusés?|pouvoirs?|votants?|nombre de (membres|conseillers))\s*:",
-    r"^\s*(pour|contre|abstentions?)\s*:\s*\d",
+# Formulas that open a chunk ("Vu le code général des collectivités…", attendance, votes)...
+_BOILERPLATE_START = re.compile(
+    r"^\s*(vu\b|après en avoir délibéré|le conseil,? après"
+    r"|(présents?|absents?|excusés?|pouvoirs?|votants?|nombre de (membres|conseillers))\s*:"
+    r"|(pour|contre|abstentions?)\s*:\s*\d)", re.IGNORECASE)
+# ... and formulas found anywhere, each behind a word it cannot match without: a regex that
+# starts with \b is tried at every position, a substring test is not (10 s → 1 s on 50,000).
+_BOILERPLATE_ANYWHERE = [(needle, re.compile(p, re.IGNORECASE)) for needle, p in (
+    ("unanimit", r"\b(adopt[ée]e?s?|approuv[ée]e?s?) à l['’]unanimité\b"),
+    ("conforme", r"\bpour extrait conforme\b"), ("réception", r"\baccusé de réception\b"),
+    ("registre", r"\bont signé au registre\b"), ("exécutoire", r"\bcertifié exécutoire\b"),
+    ("séance", r"\bsecrétaire de séance\b"),
 )]
 _SENT_SPLIT = re.compile(r"(?<=[.!?;])\s+(?=[«\"(A-ZÀ-ÖØ-Þ0-9])")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -40,14 +44,17 @@ def _norm_text(text: str) -> str:
 
 def is_boilerplate(text: str) -> bool:
     """True for procedural text (visas, votes, signatures, attendance, lists of names)."""
-    if any(r.search(text) for r in _BOILERPLATE_RES):
+    if _BOILERPLATE_START.match(text):
         return True
-    words = [w for w in _WORD.findall(text) if not w.isdigit()]
-    if len(words) >= 8:
-        capitalised = sum(1 for w in words if w[0].isupper())
-        if capitalised / len(words) > 0.6:  # a list of names ("Martial ALVAREZ - …")
-            return True
-    return False
+    low = text.lower()
+    if any(needle in low and regex.search(text) for needle, regex in _BOILERPLATE_ANYWHERE):
+        return True
+    # A list of names ("Martial ALVAREZ - …"): over 60% of 8+ words (numbers aside) capitalised.
+    words = _WORD.findall(text)
+    n_words = len(words) - sum(map(str.isdigit, words))
+    if n_words < 8 or sum(map(str.isupper, text)) <= 0.6 * n_words:
+        return False  # (a capitalised word has a capital letter: too few capitals, no list)
+    return sum(1 for w in words if w[0].isupper()) / n_words > 0.6
 
 
 def split_sentences(text: str) -> list[str]:

@@ -146,6 +146,9 @@ class TfidfSvdEmbedder:
         self._fingerprint = digest.hexdigest()[:12]
         logger.info("TF-IDF+SVD fitted: %d texts, %d terms, %d dimensions",
                     len(texts), matrix.shape[1], n_comp)
+        # transform() returns sorted indices, fit_transform() does not: sorted, the products
+        # (hence the embeddings) are bit for bit those of embed().
+        matrix.sort_indices()
         return _normalise_rows(matrix @ self._components.T)
 
     def embed(self, texts: list[str]) -> np.ndarray:

@@ -121,11 +121,11 @@ def sampled_lemmatize(texts: list[str], pipeline: Any, sample_size: int, seed: i
 def compute_lemmas(texts: list[str], pipeline: Any, settings: TopicSettings
                    ) -> tuple[list[str], dict[str, Any]]:
     """Lemma strings of ``texts`` by the lemmatizer the settings choose; returns (lemmas, info)
-    where ``info["mode"]`` says which one ran (``auto``: full spaCy up to
-    ``lemma_sample_size`` texts, sampled above)."""
+    where ``info["mode"]`` says which one ran (``auto``: full spaCy up to ``lemma_full_max``
+    texts, sampled above)."""
     mode = settings.lemmatizer
     if mode == "auto":
-        mode = "spacy" if len(texts) <= settings.lemma_sample_size else "sampled"
+        mode = "spacy" if len(texts) <= settings.lemma_full_max else "sampled"
     info: dict[str, Any] = {"mode": mode}
     if mode == "spacy":
         return lemmatize(texts, pipeline, settings.batch_size, settings.n_process,

@@ -14,6 +14,7 @@ reassigned (``reduce_outliers`` + ``update_topics``) and their share reported be
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -206,6 +207,7 @@ class ExactUMAP:
     def fit(self, X: np.ndarray, y: Any = None) -> "ExactUMAP":
         import warnings
 
+        cache_umap_kernels()
         X = np.asarray(X, dtype=np.float32)
         idx = (_seeded_sample(len(X), self.sample_size, self.seed)
                if self.sample_size and len(X) > self.sample_size else np.arange(len(X)))
@@ -231,6 +233,26 @@ class ExactUMAP:
         if len(rest):
             out[rest] = self.umap_model.transform(X[rest])
         return out
+
+
+@functools.cache
+def cache_umap_kernels() -> None:
+    """Let numba cache the UMAP kernels that umap-learn compiles in every new process.
+
+    ``smooth_knn_dist``, ``compute_membership_strengths`` and the (seeded, single-threaded)
+    layout epoch are jitted without ``cache=True``: their compilation costs seconds per run.
+    ``Dispatcher.enable_caching`` (numba's API) stores the machine code beside the module,
+    like pynndescent's own kernels; the code, hence the result, is the same.
+    """
+    try:
+        import umap.layouts as layouts
+        import umap.umap_ as umap_
+
+        for kernel in (umap_.smooth_knn_dist, umap_.compute_membership_strengths,
+                       umap_.init_transform, layouts._nb_optimize_layout_euclidean_single_epoch):
+            kernel.enable_caching()
+    except Exception as exc:  # noqa: BLE001 - a cache is an optimisation, never a failure
+        logger.info("UMAP kernels not cached (%s): compiled in this process", exc)
 
 
 def _small_corpus_models(n: int, dim: int, settings: TopicSettings, embeddings: np.ndarray

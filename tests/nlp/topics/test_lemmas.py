@@ -29,9 +29,9 @@ def test_lemmas_drop_stop_words_boilerplate_and_proper_nouns(pipeline):
 
 def test_auto_mode_switches_to_the_sampled_lemmatizer(corpus, pipeline):
     texts = corpus[0]["text"].tolist()[:50]
-    _, info = compute_lemmas(texts, pipeline, TopicSettings(lemma_sample_size=100))
+    _, info = compute_lemmas(texts, pipeline, TopicSettings(lemma_full_max=100))
     assert info["mode"] == "spacy"
-    _, info = compute_lemmas(texts, pipeline, TopicSettings(lemma_sample_size=20))
+    _, info = compute_lemmas(texts, pipeline, TopicSettings(lemma_full_max=40, lemma_sample_size=20))
     assert info["mode"] == "sampled" and info["sample"] == 20
 
 
