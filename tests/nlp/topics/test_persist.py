@@ -125,3 +125,25 @@ def test_no_reuse_when_the_cache_is_off(pipeline, tmp_path):
     assert again["reused"] is None
     meta = json.loads((tmp_path / "models" / "topics" / "barometre_topics.json").read_text())
     assert meta["inputs_key"] and meta["model_key"] and meta["summary"]["n_topics"] == again["n_topics"]
+
+
+def test_cli_assign_writes_the_assignments_from_the_saved_model(fitted, corpus, lexicons, tmp_path):
+    """``barometre topics --assign``: the persisted tables in, ``doc_topics_assigned`` out; a
+    missing input table is the annotate stage's clear error."""
+    import shutil
+
+    from nlp.cli import main
+
+    out = tmp_path / "outputs"
+    assert main(["topics", "--assign", "--outputs-dir", str(out), "--no-progress"]) == 1
+    shutil.copytree(fitted[0] / "models", out / "models")
+    paragraphs, documents = corpus
+    (out / "tables").mkdir(parents=True)
+    paragraphs.head(12).to_parquet(out / "tables" / "paragraphs.parquet")
+    documents.to_parquet(out / "tables" / "documents.parquet")
+    lex = lexicons if lexicons is not None else pd.DataFrame(
+        columns=["theme", "kind", "subtheme", "term_id", "match", "term"])
+    lex.to_parquet(out / "tables" / "lexicon_terms.parquet")
+    assert main(["topics", "--assign", "--outputs-dir", str(out), "--no-progress"]) == 0
+    assigned = pd.read_parquet(out / "tables" / "doc_topics_assigned.parquet")
+    assert len(assigned) == 12 and assigned["topic"].notna().all()
