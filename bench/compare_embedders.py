@@ -28,7 +28,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nlp.topics import TopicSettings, run_topics  # noqa: E402
+from nlp.topics import TopicInputs, TopicSettings, run_topics  # noqa: E402
 
 DIGITAL_RE = re.compile(
     r"num[ée]ri|digital|donn[ée]es|informati|internet|en ligne|smart|d[ée]mat[ée]riali|cyber"
@@ -140,7 +140,7 @@ def main() -> None:
                                      figures=False, use_cache=False,
                                      outlier_threshold=args.outlier_threshold)
             t = time.perf_counter()
-            summary = run_topics(paragraphs, docs, Path(tmp), settings)
+            summary = run_topics(TopicInputs(paragraphs, docs), Path(tmp), settings)
             wall = time.perf_counter() - t
             al = alignment(paragraphs, Path(tmp))
             if args.show_topics:

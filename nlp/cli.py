@@ -294,15 +294,14 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
     from nlp.pipeline import stage_topics
 
     if args.assign:
-        import pandas as pd
+        from nlp.io import write_table
+        from nlp.topics import assign_topics, read_inputs
 
-        from nlp.topics import assign_topics
-
-        tables = Path(settings.outputs_dir) / "tables"
-        paragraphs = pd.read_parquet(tables / "paragraphs.parquet")
-        assigned = assign_topics(Path(settings.outputs_dir) / "models" / "topics", paragraphs)
-        out = tables / "doc_topics_assigned.parquet"
-        assigned.to_parquet(out, index=False)
+        inputs = read_inputs(Path(settings.outputs_dir), settings.metropoles or None)
+        assigned = assign_topics(Path(settings.outputs_dir) / "models" / "topics",
+                                 inputs.paragraphs, inputs.documents)
+        out = Path(settings.outputs_dir) / "tables" / "doc_topics_assigned.parquet"
+        write_table(assigned, out)
         print_summary("topics --assign", {"chunks": len(assigned), "written": str(out)})
         return 0
     overrides = {"embedder": args.embedder, "all_paragraphs": args.all_paragraphs,

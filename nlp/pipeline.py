@@ -268,15 +268,14 @@ def _annotate_tables(settings: Settings, stage: str, *names: str) -> list[Any]:
 
 
 def stage_topics(settings: Settings, **overrides: Any) -> dict[str, Any]:
-    from nlp.topics import TopicSettings, run_topics
+    """``barometre topics``: the topic stage over the annotate stage's persisted tables."""
+    from nlp.topics import TopicSettings, read_inputs, run_topics
 
     section = {**settings.topics, **{k: v for k, v in overrides.items() if v is not None}}
-    top = build_stage_settings(TopicSettings, section, "topics", seed=settings.seed,
-                               lexicon_dir=settings.lexicons_dir)
-    paragraphs, documents = _annotate_tables(settings, "topics", "paragraphs", "documents")
+    top = build_stage_settings(TopicSettings, section, "topics", seed=settings.seed)
     with _timed() as t:
-        summary = run_topics(paragraphs, documents, Path(settings.outputs_dir), top,
-                             progress=settings.progress)
+        inputs = read_inputs(Path(settings.outputs_dir), settings.metropoles or None)
+        summary = run_topics(inputs, Path(settings.outputs_dir), top, progress=settings.progress)
     summary = _jsonable(summary)
     update_run_info(settings.outputs_dir, "topics", summary, t["seconds"], settings)
     return summary

@@ -83,9 +83,10 @@ class TfidfSvdEmbedder:
     kind = "tfidf-svd"
 
     def __init__(self, dim: int = 100, seed: int = 42, min_df: int = 2, max_df: float = 0.5,
-                 max_features: int = 50_000) -> None:
+                 max_features: int = 50_000, n_iter: int = 7) -> None:
         self.dim = dim
         self.seed = seed
+        self.n_iter = n_iter
         self.min_df = min_df
         self.max_df = max_df
         self.max_features = max_features
@@ -116,6 +117,12 @@ class TfidfSvdEmbedder:
 
     def fit(self, texts: Sequence[str]) -> "TfidfSvdEmbedder":
         """Fit the vocabulary, idf and SVD on ``texts`` (deterministic for a given order)."""
+        self.fit_embed(texts)
+        return self
+
+    def fit_embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Fit on ``texts`` and return their embeddings (the same rows as ``embed(texts)``
+        after ``fit(texts)``, without tokenising the corpus a second time)."""
         from sklearn.decomposition import TruncatedSVD
 
         texts = list(texts)
@@ -127,7 +134,7 @@ class TfidfSvdEmbedder:
         except ValueError as exc:  # empty vocabulary
             raise EmbedderError(f"TF-IDF+SVD: cannot fit on these texts ({exc})") from exc
         n_comp = max(1, min(self.dim, matrix.shape[1] - 1, matrix.shape[0] - 1))
-        svd = TruncatedSVD(n_components=n_comp, algorithm="randomized", n_iter=7,
+        svd = TruncatedSVD(n_components=n_comp, algorithm="randomized", n_iter=self.n_iter,
                            random_state=self.seed)
         svd.fit(matrix)
         self._vectorizer = vectorizer
@@ -139,7 +146,10 @@ class TfidfSvdEmbedder:
         self._fingerprint = digest.hexdigest()[:12]
         logger.info("TF-IDF+SVD fitted: %d texts, %d terms, %d dimensions",
                     len(texts), matrix.shape[1], n_comp)
-        return self
+        # transform() returns sorted indices, fit_transform() does not: sorted, the products
+        # (hence the embeddings) are bit for bit those of embed().
+        matrix.sort_indices()
+        return _normalise_rows(matrix @ self._components.T)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not self.fitted:
@@ -158,7 +168,8 @@ class TfidfSvdEmbedder:
         directory.mkdir(parents=True, exist_ok=True)
         params = self._vectorizer.get_params()
         meta = {
-            "kind": self.kind, "dim": self.dim, "seed": self.seed, "min_df": self.min_df,
+            "kind": self.kind, "dim": self.dim, "seed": self.seed, "n_iter": self.n_iter,
+            "min_df": self.min_df,
             "max_df": self.max_df, "max_features": self.max_features,
             "fingerprint": self._fingerprint,
             "vectorizer": {k: params[k] for k in ("lowercase", "token_pattern", "sublinear_tf")},
@@ -182,7 +193,8 @@ class TfidfSvdEmbedder:
         except (OSError, ValueError) as exc:
             raise EmbedderError(f"cannot load the TF-IDF+SVD embedder from {directory}: {exc}")
         emb = cls(dim=meta["dim"], seed=meta["seed"], min_df=meta["min_df"],
-                  max_df=meta["max_df"], max_features=meta["max_features"])
+                  max_df=meta["max_df"], max_features=meta["max_features"],
+                  n_iter=meta.get("n_iter", 7))
         vectorizer = TfidfVectorizer(vocabulary={t: i for i, t in enumerate(meta["vocabulary"])},
                                      dtype=np.float32, **meta["vectorizer"])
         # A vocabulary-only TfidfVectorizer still needs idf_: set it from the saved tensor.
@@ -311,14 +323,17 @@ class SentenceTransformerEmbedder:
         return np.asarray(out, dtype=np.float32)
 
 
-def make_embedder(spec: str, seed: int = 42, pipeline: Any | None = None) -> Embedder:
-    """Build an embedder from a spec: ``"tfidf-svd"``, ``"spacy"`` or ``"st:<local path>"``.
+def make_embedder(spec: str, seed: int = 42, pipeline: Any | None = None,
+                  svd_iter: int = 7) -> Embedder:
+    """Build an embedder from a spec: ``"tfidf-svd"``, ``"tfidf-svd:<dim>"``, ``"spacy"`` or
+    ``"st:<local path>"``.
 
-    ``pipeline`` is an already loaded spaCy Language to share (only used by ``"spacy"``).
+    ``pipeline`` is an already loaded spaCy Language to share (only used by ``"spacy"``);
+    ``svd_iter``: the TF-IDF+SVD embedder's power iterations.
     """
     if spec == "tfidf-svd" or spec.startswith("tfidf-svd:"):
         dim = int(spec.split(":", 1)[1]) if ":" in spec else 100
-        return TfidfSvdEmbedder(dim=dim, seed=seed)
+        return TfidfSvdEmbedder(dim=dim, seed=seed, n_iter=svd_iter)
     if spec == "spacy":
         return SpacyVectorEmbedder(pipeline=pipeline)
     if spec.startswith("st:"):
@@ -368,16 +383,42 @@ class EmbeddingCache:
         np.savez(tmp, keys=np.array(keys), vectors=np.asarray(vectors, dtype=np.float32))
         tmp.replace(directory / f"{name}.npz")
 
-    def embed(self, embedder: Embedder, texts: list[str]) -> tuple[np.ndarray, int]:
-        """Embeddings of ``texts`` (cached ones reused); returns (matrix, number computed)."""
+    def embed(self, embedder: Embedder, texts: list[str],
+              computed: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+        """Embeddings of ``texts`` (cached ones reused); returns (matrix, number computed).
+
+        ``computed``: embeddings of ``texts`` already at hand (one row per text, e.g. from a
+        fit on them): the missing rows are taken there instead of embedding again.
+        """
         keys = [text_hash(t) for t in texts]
         cached = self.load(embedder.id)
         missing = sorted({k for k in keys if k not in cached})
         if missing:
-            first = {k: t for k, t in zip(keys, texts)}
-            new = embedder.embed([first[k] for k in missing])
+            if computed is not None:
+                row = {k: i for i, k in enumerate(keys)}
+                new = np.asarray(computed)[[row[k] for k in missing]]
+            else:
+                first = {k: t for k, t in zip(keys, texts)}
+                new = embedder.embed([first[k] for k in missing])
             self.store(embedder.id, missing, new)
             cached.update(zip(missing, new))
         if not keys:
             return np.zeros((0, 0), dtype=np.float32), 0
         return np.vstack([cached[k] for k in keys]).astype(np.float32), len(missing)
+
+
+def embedder_key(spec: str, seed: int = 42, spacy_model: str = SPACY_MODEL) -> str:
+    """What an embedder's output depends on, known before fitting or loading anything: the
+    spec and seed (TF-IDF+SVD is a deterministic function of the chunks), the installed spaCy
+    model's version, or a local sentence-transformers model's file fingerprint."""
+    import importlib.metadata as md
+
+    if spec == "spacy":
+        try:
+            version = md.version(spacy_model.replace("_", "-"))
+        except md.PackageNotFoundError:
+            version = "not-installed"
+        return f"spacy-{spacy_model}-{version}"
+    if spec.startswith("st:"):
+        return SentenceTransformerEmbedder(spec[3:]).id
+    return f"{spec}-s{seed}"

@@ -1,4 +1,4 @@
-"""Tests of the topic stage's embedders and embedding cache (nlp/embeddings.py, issue 6).
+"""Tests of the topic stage's embedders and embedding cache (nlp/topics/embeddings.py, issue 6).
 
 The sentence-transformers backend is tested with a tiny randomly initialised BERT and a
 WordPiece vocabulary written here, saved to tmp_path and loaded from disk with the Hub
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nlp.embeddings import (
+from nlp.topics.embeddings import (
     Embedder, EmbedderError, EmbeddingCache, SentenceTransformerEmbedder, SpacyVectorEmbedder,
     TfidfSvdEmbedder, make_embedder, text_hash,
 )
@@ -27,13 +27,6 @@ TEXTS = [
     "Les conseillers numériques tiennent des permanences dans les mairies.",
     "Le télétravail des agents s'appuie sur des outils collaboratifs sécurisés.",
 ]
-
-
-@pytest.fixture(scope="module")
-def pipeline():
-    from nlp.embeddings import load_spacy_pipeline
-
-    return load_spacy_pipeline()
 
 
 def test_tfidf_svd_is_deterministic_normalised_and_round_trips(tmp_path):
@@ -53,6 +46,24 @@ def test_tfidf_svd_is_deterministic_normalised_and_round_trips(tmp_path):
     # Related texts are closer than unrelated ones.
     sim = ea @ ea.T
     assert sim[0, 6] > sim[0, 2]
+
+
+def test_tfidf_svd_fit_embed_is_fit_then_embed():
+    a = TfidfSvdEmbedder(dim=5, seed=1)
+    fitted = a.fit_embed(TEXTS)
+    b = TfidfSvdEmbedder(dim=5, seed=1).fit(TEXTS)
+    assert a.id == b.id
+    np.testing.assert_array_equal(fitted, b.embed(TEXTS))  # bit for bit
+    assert TfidfSvdEmbedder(dim=5, seed=1, n_iter=2).fit(TEXTS).n_iter == 2
+
+
+def test_embedder_keys_are_known_before_fitting(tmp_path):
+    from nlp.topics.embeddings import embedder_key
+
+    assert embedder_key("tfidf-svd", 1) != embedder_key("tfidf-svd", 2)
+    assert embedder_key("spacy").startswith("spacy-fr_core_news_md-")
+    with pytest.raises(EmbedderError, match="not a local directory"):
+        embedder_key("st:/nonexistent/model")
 
 
 def test_tfidf_svd_errors_are_user_facing(tmp_path):
@@ -99,6 +110,13 @@ def test_embedding_cache_reuses_vectors_by_hash_and_embedder(tmp_path):
     emb.id = "counting-v2"  # another embedder id: nothing reused
     _, n3 = cache.embed(emb, ["aa"])
     assert n3 == 1
+    # Rows already computed (e.g. by a fit on these texts) are stored, not recomputed.
+    emb.id, seen = "counting-v3", len(emb.seen)
+    given = np.array([[9.0, 9.0], [8.0, 8.0]], dtype=np.float32)
+    m4, n4 = cache.embed(emb, ["q", "r"], computed=given)
+    assert n4 == 2 and len(emb.seen) == seen
+    np.testing.assert_array_equal(m4, given)
+    np.testing.assert_array_equal(cache.embed(emb, ["r"])[0], given[1:])
     assert text_hash("aa") != text_hash("aA")
 
 
@@ -157,14 +175,14 @@ def test_sentence_transformer_never_takes_a_hub_name():
 
 
 def test_topic_stage_with_local_sentence_transformer(tiny_st, pipeline, tmp_path, monkeypatch):
-    from nlp.topics import TopicSettings, assign_topics, run_topics
+    from nlp.topics import TopicInputs, TopicSettings, assign_topics, run_topics
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     rows = [("d1", "m1", 1, i, f"{TEXTS[i % len(TEXTS)]} {TEXTS[(i + i // 8 + 1) % len(TEXTS)]}", True, [])
             for i in range(40)]
     paragraphs = pd.DataFrame(rows, columns=["document_id", "metropole", "page", "paragraph",
                                              "text", "is_digital", "themes"])
-    summary = run_topics(paragraphs, None, tmp_path,
+    summary = run_topics(TopicInputs(paragraphs), tmp_path,
                          TopicSettings(embedder=f"st:{tiny_st}", figures=False), pipeline=pipeline)
     assert summary["embedder"].startswith("st-tiny-st-")
     assert summary["method"] == "small-corpus fallback" and summary["n_topics"] >= 2

@@ -2,7 +2,8 @@
 
 Paragraphs come from the demo documents (``nlp/demo/content``: four fictional metropolises),
 marked digital and given themes by the real theme annotator over the real lexicons, as the
-annotate stage does; the topic stage then runs on the digital ones.
+annotate stage does (and the lexicons as its ``lexicon_terms`` table); the topic stage then
+runs on the digital ones.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pandas as pd
 import pytest
 
 from nlp.schema import THEMES
-from nlp.topics import TopicSettings, run_topics
+from nlp.topics import TopicInputs, TopicSettings, run_topics
+from topic_corpus import lexicon_table
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LEXICONS = ROOT / "lexicons"
 
 
@@ -49,8 +51,8 @@ def demo_run(tmp_path_factory):
     pytest.importorskip("nlp.demo.content")
     paragraphs, documents = demo_tables()
     out = tmp_path_factory.mktemp("demo_topics")
-    summary = run_topics(paragraphs, documents, out,
-                         TopicSettings(lexicon_dir=LEXICONS, figures=False))
+    summary = run_topics(TopicInputs(paragraphs, documents, lexicon_table()), out,
+                         TopicSettings(figures=False))
     return paragraphs, out, summary
 
 
