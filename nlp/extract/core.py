@@ -246,19 +246,29 @@ def _extract_pdf(path: Path, settings: ExtractSettings, hints: dict[str, Any]) -
     return out
 
 
-def text_command(path: Path, engine: str = "auto", as_json: bool = False, ocr: bool | None = None) -> str:
+def text_command(path: Path, engine: str = "auto", as_json: bool = False, ocr: bool | None = None,
+                 settings: ExtractSettings | None = None) -> str:
     """``barometre text FILE``: the cleaned text of one local file, or with ``as_json`` a JSON
     object with its pages, tables, status, engine and metadata. Never touches a corpus.
 
+    Runs like one document of ``barometre extract``: in a worker process under the same time
+    and memory limits (``settings``, the extract settings of the run: ``timeout_s``,
+    ``max_memory_mb``, ``max_pages``, ``ocr_lang``…; the defaults otherwise), so that a file
+    that hangs or swells ends with the status ``timeout`` or ``memory``. ``engine`` and
+    ``ocr`` override what ``settings`` says.
+
     Raises :class:`BarometreError` when the file does not exist, and in plain-text mode when
-    the file yields no text (the message carries the status: ``pdf-encrypted``, …).
-    Runs in this process: the worker time and memory limits of ``run_extract`` do not apply.
+    the file yields no text (the message carries the status: ``pdf-encrypted``, ``timeout``…).
     """
+    from dataclasses import replace
+
+    from nlp.extract.worker import extract_isolated
+
     path = Path(path)
     if not path.is_file():
         raise BarometreError(f"no such file: {path}")
-    settings = ExtractSettings(engine=engine, ocr=ocr)
-    result = extract_file(path, settings)
+    settings = replace(settings or ExtractSettings(), engine=engine, ocr=ocr, workers=1)
+    result = extract_isolated(path, settings)
     if as_json:
         return json.dumps(result.to_dict(), ensure_ascii=False, indent=2)
     if not result.text:
