@@ -39,7 +39,9 @@ DEFAULT_PDF_ENGINE = "pdfium"
 ENGINE_CHOICES = ("auto", *ENGINES)
 # A document whose language is not French with at least this confidence is flagged.
 NOT_FRENCH_MIN_CONFIDENCE = 0.5
-FORMAT_READERS_VERSION = "1"  # bump when formats.read_docx/read_odt/read_txt change
+# Bump when formats.read_html/read_docx/read_odt/read_txt change their output: part of the
+# key of non-PDF extractions (HTML: with trafilatura's version).
+FORMAT_READERS_VERSION = "2"
 
 
 @dataclass
@@ -98,7 +100,7 @@ def engine_key(kind: str, settings: ExtractSettings) -> tuple[str, str]:
     if kind == "html":
         import trafilatura
 
-        return "trafilatura", f"trafilatura-{trafilatura.__version__}"
+        return "trafilatura", f"trafilatura-{trafilatura.__version__}+readers-{FORMAT_READERS_VERSION}"
     if kind in ("docx", "odt", "txt"):
         return kind, FORMAT_READERS_VERSION
     return "none", "0"
@@ -122,7 +124,7 @@ def planned_key(path: Path, settings: ExtractSettings, hints: dict[str, Any] | N
     extraction up in the store before running it (the incremental key).
     """
     hints = hints or {}
-    kind = formats.sniff(path)
+    kind = formats.sniff(path, hints.get("media_type"))
     declared_pdf = _declared_pdf(path, hints)
     if kind == "empty":
         return kind, engine_key("pdf" if declared_pdf else "txt", settings)
@@ -196,7 +198,7 @@ def _extract_pdf(path: Path, settings: ExtractSettings, hints: dict[str, Any]) -
     except ExtractFailure as exc:
         return _result(exc.status, key, exc.message)
 
-    blank = [p.number for p in raw if not p.has_text_layer]
+    blank = [p.number for p in raw if not p.has_text_layer and not p.unreadable]
     ocr_note = None
     if blank:
         todo = blank[: settings.ocr_max_pages] if settings.ocr_max_pages else blank
@@ -229,18 +231,26 @@ def _extract_pdf(path: Path, settings: ExtractSettings, hints: dict[str, Any]) -
         confs = [p.ocr_confidence for p in pages if p.ocr_confidence is not None]
         meta["ocr_pages"] = ocr_pages
         meta["ocr_confidence"] = round(sum(confs) / len(confs), 1) if confs else None
-    still_blank = [p.number for p in raw if p.method != "ocr" and not p.has_text_layer]
+    still_blank = [p.number for p in raw if p.method != "ocr" and not p.has_text_layer and not p.unreadable]
     if still_blank:
         meta["pages_without_text"] = still_blank
+    unreadable = [p.number for p in raw if p.unreadable]
+    unreadable_note = None
+    if unreadable:
+        meta["pages_unreadable"] = unreadable
+        unreadable_note = (f"{len(unreadable)} of {len(raw)} pages could not be loaded (broken page "
+                           f"tree): {', '.join(map(str, unreadable[:10]))}{' …' if len(unreadable) > 10 else ''}")
 
     if not text.strip():
+        if unreadable:
+            return _result("pdf-malformed", key, unreadable_note, pages=pages, metadata=meta)
         if still_blank:
             out = _result("no-text-layer", key, ocr_note or "no text layer", pages=pages, metadata=meta)
         else:
             out = _result("empty", key, "the PDF holds no text", pages=pages, metadata=meta)
         return out
     status = "ocr" if ocr_pages else "ok"
-    error = ocr_note if still_blank else None
+    error = "; ".join(n for n in (unreadable_note, ocr_note if still_blank else None) if n) or None
     out = _result(status, key, error, pages=pages, tables=tables, metadata=meta)
     _flag_language(out)
     return out

@@ -27,6 +27,7 @@ extract`` leaves no process behind; its temporary files are swept when the store
 """
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -58,6 +59,8 @@ def _worker_main(conn: Connection, settings: ExtractSettings) -> None:
     """Loop of a worker process: receive (doc id, path, hints), send (doc id, result dict)."""
     os.setpgrp()  # its own process group, so that a kill takes Tesseract along
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    if faulthandler.is_enabled():  # an abort at the memory limit is expected, not a bug to dump
+        faulthandler.disable()
     cap_address_space(settings.max_memory_mb)
     while True:
         try:
