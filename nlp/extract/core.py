@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from nlp.errors import BarometreError
+from nlp.config import extract_value_problem
+from nlp.errors import BarometreError, ConfigError
 from nlp.extract import clean, formats, metadata, ocr
 from nlp.extract.engines import ENGINES, ExtractFailure, make_engine
 from nlp.schema import Extraction, Page, Table
@@ -68,14 +69,19 @@ class ExtractSettings:
     ocr_max_pages: int | None = None
 
     def __post_init__(self) -> None:
+        # The same checks as a config file's extract section (nlp.config), for values that
+        # come from flags (--timeout nan) or from Python.
+        for f in fields(self):
+            problem = extract_value_problem(f.name, getattr(self, f.name))
+            if problem:
+                raise ConfigError(f"extract setting '{f.name}': {problem} (got {getattr(self, f.name)!r})")
         if self.engine not in ENGINE_CHOICES:
-            raise BarometreError(
+            raise ConfigError(
                 f"unknown extraction engine {self.engine!r}: choose among {', '.join(ENGINE_CHOICES)}"
             )
-        if self.workers < 1:
-            raise BarometreError(f"--workers must be at least 1 (got {self.workers})")
-        if self.timeout_s <= 0:
-            raise BarometreError(f"the time limit must be positive (got {self.timeout_s})")
+        self.max_memory_mb = int(self.max_memory_mb)
+        self.workers = int(self.workers)
+        self.timeout_s = float(self.timeout_s)
 
     def ocr_enabled(self) -> bool:
         """Whether pages without a text layer are OCR'd in this run."""
