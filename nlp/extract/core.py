@@ -167,8 +167,16 @@ def extract_file(path: Path, settings: ExtractSettings, hints: dict[str, Any] | 
         out.engine, out.engine_version = key
     else:
         out = _result("unsupported-type", key, f"unrecognised file type ({path.suffix or 'no extension'})")
+    if out.error:
+        out.error = one_line(out.error)
     out.seconds = round(time.perf_counter() - start, 4)
     return out
+
+
+def one_line(message: str, limit: int = 500) -> str:
+    """A message as one line of bounded length (parsers' messages may span lines)."""
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _extract_other(path: Path, kind: str, key: tuple[str, str], hints: dict[str, Any]) -> Extraction:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from nlp.extract import clean
-from nlp.extract.core import ExtractSettings, extract_file, planned_key
+from nlp.extract.core import ExtractSettings, extract_file, one_line, planned_key
 from nlp.extract.limits import MB, cap_address_space, die_with_parent, reset_peak_rss, rss_bytes
 from nlp.schema import Extraction
 from nlp.store import CorpusStore
@@ -77,7 +77,7 @@ def _worker_main(conn: Connection, settings: ExtractSettings) -> None:
             result = {"__failure__": "memory",
                       "message": f"memory limit reached ({settings.max_memory_mb} MB per worker)"}
         except BaseException as exc:  # a bug in a reader must not stop the batch
-            result = {"__failure__": "error", "message": f"{type(exc).__name__}: {exc}"}
+            result = {"__failure__": "error", "message": one_line(f"{type(exc).__name__}: {exc}")}
         try:
             conn.send((doc_id, result))
         except MemoryError:
