@@ -389,7 +389,10 @@ class PdfplumberEngine:
                 raise ExtractFailure("pdf-malformed", f"pdfminer cannot read any page ({_pages_list(unreadable)})")
             return out
         finally:
-            pdf.close()
+            try:
+                pdf.close()
+            except Exception:  # pdfplumber's close walks the (broken) page tree again
+                log.debug("pdfplumber could not close %s cleanly", path)
 
     def _page(self, page, number: int) -> RawPage:
         raw = RawPage(number=number, width=float(page.width), height=float(page.height))

@@ -286,3 +286,28 @@ def test_generators_are_seeded(tmp_path: Path) -> None:
     b = generate(tmp_path / "b", 3, SEED)
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
     assert re.match(r"pdf-structure-0000\.pdf", a[0].name)
+
+
+@pytest.mark.timeout(600)
+def test_fuzzed_pdfs_under_pdfplumber(tmp_path: Path, store_with) -> None:
+    """The same PDF generators through the other engine (fewer inputs, 20 pages each at most:
+    pdfminer reads ~20 pages/s)."""
+    rng = random.Random(f"{SEED}-plumber")
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    files = []
+    for i in range(max(10, N_PER_KIND // 3)):
+        data = structured_pdf(rng)
+        if i % 2:
+            data = mutate_bytes(data, rng)
+        path = folder / f"plumber-{i:04d}.pdf"
+        path.write_bytes(data)
+        files.append(path)
+    store = store_with(tmp_path, files)
+    settings = ExtractSettings(engine="pdfplumber", ocr=False, timeout_s=60, max_memory_mb=384,
+                               workers=2, max_pages=20)
+    run_extract(store, settings, progress=False)
+    rows = store.latest_extractions()
+    assert len(rows) == len(store.documents())
+    bad = [(r["status"], r["error"]) for r in rows if r["status"] not in EXTRACT_STATUSES or r["status"] == "error"]
+    assert not bad, bad[:10]
