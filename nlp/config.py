@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -69,6 +70,60 @@ class Settings:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
+# -- the extract section's values (the keys themselves are checked by the stage's dataclass) --
+# Bounds that keep the values meaningful and the system calls they feed valid (setrlimit,
+# timers): a week per document, a terabyte per worker, a thousand workers.
+EXTRACT_LIMITS = {"timeout_s": 7 * 24 * 3600.0, "max_memory_mb": 1024 * 1024, "workers": 1024,
+                  "max_pages": 10_000_000, "ocr_max_pages": 10_000_000}
+
+
+def extract_value_problem(key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for the extract setting ``key`` (None when it is valid or
+    the key is not one checked here). Numbers must be finite and positive (NaN would silently
+    disable the time limit, a negative memory cap would fail every document)."""
+    import math
+
+    if key == "timeout_s":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "must be a number of seconds"
+        if not math.isfinite(value) or value <= 0:
+            return "must be a finite number of seconds > 0"
+        if value > EXTRACT_LIMITS[key]:
+            return f"must be at most {EXTRACT_LIMITS[key]:g} seconds"
+        return None
+    if key in ("max_memory_mb", "workers", "max_pages", "ocr_max_pages"):
+        if value is None and key in ("max_pages", "ocr_max_pages"):
+            return None  # no limit
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                return "must be a whole number"
+        if value < 1:
+            return "must be at least 1"
+        if value > EXTRACT_LIMITS[key]:
+            return f"must be at most {EXTRACT_LIMITS[key]:,}"
+        return None
+    if key in ("ocr",):
+        return None if value is None or isinstance(value, bool) else "must be true, false or null"
+    if key == "force":
+        return None if isinstance(value, bool) else "must be true or false"
+    if key in ("engine", "ocr_lang"):
+        if not isinstance(value, str) or not value.strip():
+            return "must be a non-empty string"
+        if key == "ocr_lang" and not re.fullmatch(r"[A-Za-z_]+(?:\+[A-Za-z_]+)*", value):
+            return "must be Tesseract language codes such as fra or fra+eng"
+    return None
+
+
+def _validate_extract(section: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    for key, value in section.items():
+        problem = extract_value_problem(str(key), value)
+        if problem:
+            raise ConfigError(f"{origin}: setting 'extract.{key}': {problem} (got {value!r})")
+    return dict(section)
+
+
 _PATH_KEYS = {"corpus_dir", "outputs_dir", "registry", "lexicons_dir", "config_file"}
 _SECTION_KEYS = {"crawl", "extract", "annotate", "topics", "indicators"}
 
@@ -101,6 +156,8 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
         if key in _SECTION_KEYS:
             if not isinstance(value, Mapping):
                 raise ValueError("must be a mapping of that stage's settings")
+            if key == "extract":
+                return _validate_extract(value, origin)
             return dict(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{origin}: setting '{key}': {exc} (got {value!r})") from None

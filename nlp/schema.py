@@ -23,7 +23,8 @@ FETCH_STATUSES = (
 )
 EXTRACT_STATUSES = (
     "ok", "empty", "pdf-encrypted", "pdf-malformed", "no-text-layer", "ocr", "timeout",
-    "memory", "not-french", "unsupported-type", "html-as-pdf", "error",
+    "memory", "not-french", "unsupported-type", "html-as-pdf", "docx-malformed", "odt-malformed",
+    "error",
 )
 
 # --- themes (DESIGN.md §5) ---------------------------------------------------------------

@@ -22,6 +22,7 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -172,6 +173,76 @@ def _retry_locked(action: Any, timeout: float) -> Any:
             delay = min(delay * 2, 0.5)
 
 
+# Errors of the disk under the store, not of the store's logic: reported as one line
+# (StoreError) instead of a traceback. The store stays consistent in every case: files are
+# renamed into place before their row is committed, and a failed transaction rolls back.
+_DISK_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied (read-only folder?)",
+    errno.EPERM: "operation not permitted (read-only folder?)",
+}
+_SQLITE_DISK_ERRORS = {
+    "database or disk is full": "the disk is full",
+    "attempt to write a readonly database": "the database is read-only",
+    "unable to open database file": "the database file cannot be opened or created (read-only folder?)",
+    "disk i/o error": "disk input/output error (disk full or failing?)",
+    "readonly database": "the database is read-only",
+}
+
+
+def _disk_problem(exc: BaseException) -> str | None:
+    """What a disk-full or read-only error means, in words; None for any other error."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{_DISK_ERRNOS[exc.errno]}{where}"
+    if isinstance(exc, sqlite3.OperationalError):
+        message = str(exc).lower()
+        for needle, meaning in _SQLITE_DISK_ERRORS.items():
+            if needle in message:
+                return meaning
+    return None
+
+
+def _read_only(root: Path) -> str | None:
+    """Why the store's folder cannot be written, when that is the case (SQLite's own messages
+    do not say)."""
+    for folder in (root, *root.parents):
+        if folder.exists():
+            break
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"the file system holding {folder} is mounted read-only"
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return f"the folder {folder} is not writable"
+    return None
+
+
+def _disk_errors(action: str) -> Any:
+    """Decorator of a store method that writes: a disk-full or read-only error becomes a
+    one-line :class:`StoreError` naming the store and ``action``."""
+    import functools
+
+    def decorate(method: Any) -> Any:
+        @functools.wraps(method)
+        def wrapper(self: "CorpusStore", *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except (OSError, sqlite3.OperationalError) as exc:
+                problem = _disk_problem(exc)
+                if problem is None:
+                    raise
+                root = getattr(self, "root", None) or Path(args[0] if args else ".")
+                raise StoreError(f"corpus store {root}: cannot {action}: {_read_only(root) or problem}") from None
+
+        return wrapper
+
+    return decorate
+
+
 @dataclass(frozen=True)
 class StoredDocument:
     """A document row of the manifest."""
@@ -191,6 +262,7 @@ class CorpusStore:
     transaction (use it for batches).
     """
 
+    @_disk_errors("open it for writing")
     def __init__(self, corpus_dir: Path | str, *, timeout: float = 60.0) -> None:
         self.root = Path(corpus_dir)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -274,6 +346,7 @@ class CorpusStore:
             sweep_stale_tmp(directory, STALE_TMP_SECONDS, pattern="*/.*.tmp")
 
     # -- documents -----------------------------------------------------------------------
+    @_disk_errors("store a document")
     def add_document(self, data: bytes, media_type: str, ext: str | None = None) -> tuple[str, bool]:
         """Store ``data`` once under its SHA-256.
 
@@ -298,6 +371,7 @@ class CorpusStore:
             )
         return doc_id, cur.rowcount == 1
 
+    @_disk_errors("record a source")
     def add_source(
         self,
         document_id: str,
@@ -409,6 +483,7 @@ class CorpusStore:
         return None
 
     # -- fetches (crawl bookkeeping) -----------------------------------------------------
+    @_disk_errors("record a fetch")
     def record_fetch(
         self,
         metropole: str,
@@ -485,6 +560,7 @@ class CorpusStore:
         ).fetchone()
         return dict(row) if row else None
 
+    @_disk_errors("save an extraction")
     def save_extraction(self, document_id: str, extraction: Extraction) -> None:
         """Persist an extraction: its JSON (atomically) then its row (replacing an older one
         with the same key)."""

@@ -7,8 +7,10 @@ Modules: :mod:`~nlp.extract.engines` (pdfium / pdfplumber behind ``extract(path)
 :mod:`~nlp.extract.ocr` (Tesseract), :mod:`~nlp.extract.clean` (headers, stamps, margins,
 hyphenation, paragraphs; :data:`CLEANING_VERSION`), :mod:`~nlp.extract.formats` (HTML via
 trafilatura, DOCX, ODT, TXT), :mod:`~nlp.extract.metadata` (language, type, date, act number),
-:mod:`~nlp.extract.core` (:func:`extract_file`, :func:`text_command`) and
-:mod:`~nlp.extract.worker` (:func:`run_extract`: incremental, killable worker processes).
+:mod:`~nlp.extract.core` (:func:`extract_file`, :func:`text_command`),
+:mod:`~nlp.extract.worker` (:func:`run_extract`: incremental, killable worker processes;
+:func:`extract_isolated`: one file under the same limits) and :mod:`~nlp.extract.limits`
+(workers that die with their parent, memory caps).
 """
 from nlp.extract.clean import CLEANING_VERSION
 from nlp.extract.core import (
@@ -20,7 +22,7 @@ from nlp.extract.core import (
     planned_key,
     text_command,
 )
-from nlp.extract.worker import run_extract
+from nlp.extract.worker import extract_isolated, run_extract
 
 __all__ = [
     "CLEANING_VERSION",
@@ -29,6 +31,7 @@ __all__ = [
     "ExtractSettings",
     "engine_key",
     "extract_file",
+    "extract_isolated",
     "planned_key",
     "run_extract",
     "text_command",

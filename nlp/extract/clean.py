@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from nlp.extract.engines import Fragment, RawLine, RawPage
 
-CLEANING_VERSION = "4"
+CLEANING_VERSION = "5"
 
 # --- character level ----------------------------------------------------------------------
 # Compatibility characters folded with NFKC (the rest of the text only gets NFC, which keeps
@@ -483,20 +483,34 @@ def clean_pages(pages: list[RawPage]) -> list[CleanPage]:
         for ln in edges:
             positions.setdefault(_noise_key(ln.text), []).append((k, ln.top))
 
+    # Memoised by (text, height): a running header is the same line at the same height on
+    # every page, and counting its pages once per page made long documents quadratic.
+    seen: dict[tuple[str, float], bool] = {}
+
     def repeated(ln: RawLine) -> bool:
         if n_text_pages < 2:
             return False
         key = _noise_key(ln.text)
         if len(key) < 3:
             return False
-        pages_near = {k for k, top in positions.get(key, ()) if abs(top - ln.top) <= 8}
-        return len(pages_near) >= threshold
+        top = ln.top
+        answer = seen.get((key, top))
+        if answer is None:
+            pages_near = {k for k, t in positions.get(key, ()) if abs(t - top) <= 8}
+            answer = seen[(key, top)] = len(pages_near) >= threshold
+        return answer
 
+    # A line repeated on every page is a running header only beside a body: when nothing else
+    # is left anywhere (a document whose only line recurs on each page), it is the text.
+    drop_repeated = any(
+        not (id(ln) in edges and (PAGE_NUMBER_RE.match(ln.text) or repeated(ln)))
+        for (_, lines, _), edges in zip(staged, edge_sets) for ln in lines
+    )
     laid_out = []
     for (page, lines, removed), edges in zip(staged, edge_sets):
         body = []
         for ln in lines:
-            if id(ln) in edges and (PAGE_NUMBER_RE.match(ln.text) or repeated(ln)):
+            if id(ln) in edges and (PAGE_NUMBER_RE.match(ln.text) or (drop_repeated and repeated(ln))):
                 removed["header_footer"] += 1
                 continue
             body.append(ln)

@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from nlp.errors import BarometreError
+from nlp.config import extract_value_problem
+from nlp.errors import BarometreError, ConfigError
 from nlp.extract import clean, formats, metadata, ocr
 from nlp.extract.engines import ENGINES, ExtractFailure, make_engine
 from nlp.schema import Extraction, Page, Table
@@ -39,7 +40,9 @@ DEFAULT_PDF_ENGINE = "pdfium"
 ENGINE_CHOICES = ("auto", *ENGINES)
 # A document whose language is not French with at least this confidence is flagged.
 NOT_FRENCH_MIN_CONFIDENCE = 0.5
-FORMAT_READERS_VERSION = "1"  # bump when formats.read_docx/read_odt/read_txt change
+# Bump when formats.read_html/read_docx/read_odt/read_txt change their output: part of the
+# key of non-PDF extractions (HTML: with trafilatura's version).
+FORMAT_READERS_VERSION = "2"
 
 
 @dataclass
@@ -66,14 +69,19 @@ class ExtractSettings:
     ocr_max_pages: int | None = None
 
     def __post_init__(self) -> None:
+        # The same checks as a config file's extract section (nlp.config), for values that
+        # come from flags (--timeout nan) or from Python.
+        for f in fields(self):
+            problem = extract_value_problem(f.name, getattr(self, f.name))
+            if problem:
+                raise ConfigError(f"extract setting '{f.name}': {problem} (got {getattr(self, f.name)!r})")
         if self.engine not in ENGINE_CHOICES:
-            raise BarometreError(
+            raise ConfigError(
                 f"unknown extraction engine {self.engine!r}: choose among {', '.join(ENGINE_CHOICES)}"
             )
-        if self.workers < 1:
-            raise BarometreError(f"--workers must be at least 1 (got {self.workers})")
-        if self.timeout_s <= 0:
-            raise BarometreError(f"the time limit must be positive (got {self.timeout_s})")
+        self.max_memory_mb = int(self.max_memory_mb)
+        self.workers = int(self.workers)
+        self.timeout_s = float(self.timeout_s)
 
     def ocr_enabled(self) -> bool:
         """Whether pages without a text layer are OCR'd in this run."""
@@ -98,7 +106,7 @@ def engine_key(kind: str, settings: ExtractSettings) -> tuple[str, str]:
     if kind == "html":
         import trafilatura
 
-        return "trafilatura", f"trafilatura-{trafilatura.__version__}"
+        return "trafilatura", f"trafilatura-{trafilatura.__version__}+readers-{FORMAT_READERS_VERSION}"
     if kind in ("docx", "odt", "txt"):
         return kind, FORMAT_READERS_VERSION
     return "none", "0"
@@ -122,7 +130,7 @@ def planned_key(path: Path, settings: ExtractSettings, hints: dict[str, Any] | N
     extraction up in the store before running it (the incremental key).
     """
     hints = hints or {}
-    kind = formats.sniff(path)
+    kind = formats.sniff(path, hints.get("media_type"))
     declared_pdf = _declared_pdf(path, hints)
     if kind == "empty":
         return kind, engine_key("pdf" if declared_pdf else "txt", settings)
@@ -159,8 +167,16 @@ def extract_file(path: Path, settings: ExtractSettings, hints: dict[str, Any] | 
         out.engine, out.engine_version = key
     else:
         out = _result("unsupported-type", key, f"unrecognised file type ({path.suffix or 'no extension'})")
+    if out.error:
+        out.error = one_line(out.error)
     out.seconds = round(time.perf_counter() - start, 4)
     return out
+
+
+def one_line(message: str, limit: int = 500) -> str:
+    """A message as one line of bounded length (parsers' messages may span lines)."""
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _extract_other(path: Path, kind: str, key: tuple[str, str], hints: dict[str, Any]) -> Extraction:
@@ -196,7 +212,7 @@ def _extract_pdf(path: Path, settings: ExtractSettings, hints: dict[str, Any]) -
     except ExtractFailure as exc:
         return _result(exc.status, key, exc.message)
 
-    blank = [p.number for p in raw if not p.has_text_layer]
+    blank = [p.number for p in raw if not p.has_text_layer and not p.unreadable]
     ocr_note = None
     if blank:
         todo = blank[: settings.ocr_max_pages] if settings.ocr_max_pages else blank
@@ -229,36 +245,54 @@ def _extract_pdf(path: Path, settings: ExtractSettings, hints: dict[str, Any]) -
         confs = [p.ocr_confidence for p in pages if p.ocr_confidence is not None]
         meta["ocr_pages"] = ocr_pages
         meta["ocr_confidence"] = round(sum(confs) / len(confs), 1) if confs else None
-    still_blank = [p.number for p in raw if p.method != "ocr" and not p.has_text_layer]
+    still_blank = [p.number for p in raw if p.method != "ocr" and not p.has_text_layer and not p.unreadable]
     if still_blank:
         meta["pages_without_text"] = still_blank
+    unreadable = [p.number for p in raw if p.unreadable]
+    unreadable_note = None
+    if unreadable:
+        meta["pages_unreadable"] = unreadable
+        unreadable_note = (f"{len(unreadable)} of {len(raw)} pages could not be loaded (broken page "
+                           f"tree): {', '.join(map(str, unreadable[:10]))}{' …' if len(unreadable) > 10 else ''}")
 
     if not text.strip():
+        if unreadable:
+            return _result("pdf-malformed", key, unreadable_note, pages=pages, metadata=meta)
         if still_blank:
             out = _result("no-text-layer", key, ocr_note or "no text layer", pages=pages, metadata=meta)
         else:
             out = _result("empty", key, "the PDF holds no text", pages=pages, metadata=meta)
         return out
     status = "ocr" if ocr_pages else "ok"
-    error = ocr_note if still_blank else None
+    error = "; ".join(n for n in (unreadable_note, ocr_note if still_blank else None) if n) or None
     out = _result(status, key, error, pages=pages, tables=tables, metadata=meta)
     _flag_language(out)
     return out
 
 
-def text_command(path: Path, engine: str = "auto", as_json: bool = False, ocr: bool | None = None) -> str:
+def text_command(path: Path, engine: str = "auto", as_json: bool = False, ocr: bool | None = None,
+                 settings: ExtractSettings | None = None) -> str:
     """``barometre text FILE``: the cleaned text of one local file, or with ``as_json`` a JSON
     object with its pages, tables, status, engine and metadata. Never touches a corpus.
 
+    Runs like one document of ``barometre extract``: in a worker process under the same time
+    and memory limits (``settings``, the extract settings of the run: ``timeout_s``,
+    ``max_memory_mb``, ``max_pages``, ``ocr_lang``…; the defaults otherwise), so that a file
+    that hangs or swells ends with the status ``timeout`` or ``memory``. ``engine`` and
+    ``ocr`` override what ``settings`` says.
+
     Raises :class:`BarometreError` when the file does not exist, and in plain-text mode when
-    the file yields no text (the message carries the status: ``pdf-encrypted``, …).
-    Runs in this process: the worker time and memory limits of ``run_extract`` do not apply.
+    the file yields no text (the message carries the status: ``pdf-encrypted``, ``timeout``…).
     """
+    from dataclasses import replace
+
+    from nlp.extract.worker import extract_isolated
+
     path = Path(path)
     if not path.is_file():
         raise BarometreError(f"no such file: {path}")
-    settings = ExtractSettings(engine=engine, ocr=ocr)
-    result = extract_file(path, settings)
+    settings = replace(settings or ExtractSettings(), engine=engine, ocr=ocr, workers=1)
+    result = extract_isolated(path, settings)
     if as_json:
         return json.dumps(result.to_dict(), ensure_ascii=False, indent=2)
     if not result.text:

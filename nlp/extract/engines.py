@@ -98,6 +98,7 @@ class RawPage:
     has_images: bool = False
     method: str = "text"
     ocr_confidence: float | None = None
+    unreadable: bool = False  # the engine could not load this page (broken page tree)
 
     @property
     def has_text_layer(self) -> bool:
@@ -162,16 +163,25 @@ class PdfiumEngine:
             raise ExtractFailure("pdf-malformed", f"PDFium cannot open the file: {msg}") from exc
 
     def extract(self, path: Path, max_pages: int | None = None) -> list[RawPage]:
+        import pypdfium2
         import pypdfium2.raw as pdfium_c
 
         pdf = self.open(path)
         try:
             n = len(pdf)
-            if n == 0:
+            if n <= 0:
                 raise ExtractFailure("pdf-malformed", "the PDF has no pages")
             pages = []
+            unreadable = []
             for i in range(min(n, max_pages) if max_pages else n):
-                page = pdf[i]
+                try:
+                    page = pdf[i]
+                except pypdfium2.PdfiumError:
+                    # A broken page tree (a /Kids loop, a page that is not a page object):
+                    # the other pages are still read; the page keeps its number, empty.
+                    unreadable.append(i + 1)
+                    pages.append(RawPage(number=i + 1, width=0.0, height=0.0, unreadable=True))
+                    continue
                 try:
                     width, height = page.get_size()
                     textpage = page.get_textpage()
@@ -188,9 +198,21 @@ class PdfiumEngine:
                 finally:
                     page.close()
                 pages.append(raw)
+            if unreadable and len(unreadable) == len(pages):
+                raise ExtractFailure(
+                    "pdf-malformed",
+                    f"PDFium cannot load any page ({_pages_list(unreadable)}): the page tree is broken",
+                )
             return pages
+        except pypdfium2.PdfiumError as exc:  # anything else PDFium refuses while reading
+            raise ExtractFailure("pdf-malformed", f"PDFium cannot read the file: {exc}") from exc
         finally:
             pdf.close()
+
+
+def _pages_list(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:10]))
+    return f"page {shown}" if len(numbers) == 1 else f"pages {shown}" + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
 
 
 def _utf16_len(s: str) -> int:
@@ -353,12 +375,24 @@ class PdfplumberEngine:
             if not plumber_pages:
                 raise ExtractFailure("pdf-malformed", "the PDF has no pages")
             out = []
+            unreadable = []
             for i, page in enumerate(plumber_pages[:max_pages] if max_pages else plumber_pages):
-                out.append(self._page(page, i + 1))
-                page.close()  # frees pdfminer's cached layout objects
+                try:
+                    out.append(self._page(page, i + 1))
+                except Exception as exc:  # pdfminer fails on a page: the others are still read
+                    log.debug("pdfminer cannot read page %d: %r", i + 1, exc)
+                    unreadable.append(i + 1)
+                    out.append(RawPage(number=i + 1, width=0.0, height=0.0, unreadable=True))
+                finally:
+                    page.close()  # frees pdfminer's cached layout objects
+            if unreadable and len(unreadable) == len(out):
+                raise ExtractFailure("pdf-malformed", f"pdfminer cannot read any page ({_pages_list(unreadable)})")
             return out
         finally:
-            pdf.close()
+            try:
+                pdf.close()
+            except Exception:  # pdfplumber's close walks the (broken) page tree again
+                log.debug("pdfplumber could not close %s cleanly", path)
 
     def _page(self, page, number: int) -> RawPage:
         raw = RawPage(number=number, width=float(page.width), height=float(page.height))

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from nlp.extract.engines import ExtractFailure, Fragment, RawLine, RawPage
+from nlp.extract.limits import die_with_parent_preexec
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,11 @@ def ocr_pages(path: Path, numbers: list[int], lang: str = "fra", dpi: int = OCR_
 def _tesseract_page(exe: str, png: str, number: int, width: float, height: float,
                     scale: float, lang: str) -> RawPage:
     env = dict(os.environ, OMP_THREAD_LIMIT="1")  # one core per worker: workers parallelise
+    # Tesseract dies with the worker that started it (a killed `barometre extract` leaves
+    # nothing behind); a time limit kills the worker's whole process group anyway.
     proc = subprocess.run(
         [exe, png, "stdout", "-l", lang, "--psm", "3", "tsv"],
-        capture_output=True, text=True, env=env,
+        capture_output=True, text=True, env=env, preexec_fn=die_with_parent_preexec,
     )
     if proc.returncode != 0:
         msg = proc.stderr.strip().splitlines()[-1:] or ["tesseract failed"]

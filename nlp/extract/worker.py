@@ -9,80 +9,75 @@ Incremental: an extraction is keyed by (document id, engine, engine version, cle
 and is not redone unless one of them changes or ``force`` is set. One exception: a document
 stored as ``no-text-layer`` is redone when OCR is now enabled.
 
-Limits: each document runs in a worker process (``settings.workers`` of them, started by
-fork) that the parent kills when it passes ``timeout_s`` (status ``timeout``; its process
-group goes too, Tesseract included). A worker's address space is capped with
-``resource.setrlimit(RLIMIT_AS)`` at its size when started plus ``max_memory_mb``: an
-allocation beyond that fails inside the worker (status ``memory``). A worker that dies any
-other way is recorded as ``error`` with its exit code. In every case the batch goes on with a
-fresh worker.
+Limits (the same for ``barometre text``, through :func:`extract_isolated`): each document runs
+in a forked worker process (``settings.workers`` of them) that the parent kills when it passes
+``timeout_s`` (status ``timeout``; its process group goes too, Tesseract included). Memory is
+capped twice: the worker's address space (``RLIMIT_AS``) at its size when started plus
+``max_memory_mb``, so that an allocation beyond fails inside the worker (``MemoryError``:
+status ``memory``); and its resident memory, which the parent reads while it waits and kills
+the worker for when it grows more than ``max_memory_mb`` (status ``memory``). A worker that dies
+by a crash signal is ``memory`` when its peak resident memory (from ``wait4``) had reached half
+its limit (native parsers such as PDFium abort when an allocation fails), ``error`` with the
+signal otherwise. In every case the batch goes on with a fresh worker.
+
+Workers die with their parent: each asks the kernel for SIGKILL when its parent dies
+(``prctl(PR_SET_PDEATHSIG)``; Tesseract subprocesses too), and holds no copy of any parent-side
+pipe end, so that an idle worker also sees end-of-file and exits. A ``kill -9`` of ``barometre
+extract`` leaves no process behind; its temporary files are swept when the store is opened next.
 """
 from __future__ import annotations
 
+import faulthandler
 import logging
-import multiprocessing
 import os
 import signal
 import sys
 import time
 from collections import Counter
+from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from nlp.extract import clean
-from nlp.extract.core import ExtractSettings, extract_file, planned_key
+from nlp.extract.core import ExtractSettings, extract_file, one_line, planned_key
+from nlp.extract.limits import MB, cap_address_space, die_with_parent, reset_peak_rss, rss_bytes
 from nlp.schema import Extraction
 from nlp.store import CorpusStore
 
 log = logging.getLogger(__name__)
 
-MB = 1024 * 1024
-
-
-def _vm_size() -> int:
-    """Current virtual memory size of this process in bytes (Linux), 0 when unknown."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _set_limits(max_memory_mb: int) -> None:
-    import resource
-
-    # Relative to the forked image: the parent may hold big libraries already mapped.
-    limit = _vm_size() + max_memory_mb * MB
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+# How often the parent looks at its busy workers' resident memory (seconds).
+MEMORY_POLL_S = 0.1
+# Signals native code dies of when an allocation fails (abort, or a deliberate crash).
+_CRASH_SIGNALS = {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGTRAP}
+# Exit code of a worker whose own loop failed (not a document: those are answered).
+_WORKER_BUG_EXIT = 70
 
 
 def _worker_main(conn: Connection, settings: ExtractSettings) -> None:
     """Loop of a worker process: receive (doc id, path, hints), send (doc id, result dict)."""
     os.setpgrp()  # its own process group, so that a kill takes Tesseract along
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
-    try:
-        _set_limits(settings.max_memory_mb)
-    except (ValueError, OSError) as exc:  # pragma: no cover - platform without RLIMIT_AS
-        log.warning("cannot set the memory limit: %s", exc)
+    if faulthandler.is_enabled():  # an abort at the memory limit is expected, not a bug to dump
+        faulthandler.disable()
+    cap_address_space(settings.max_memory_mb)
     while True:
         try:
             msg = conn.recv()
-        except (EOFError, OSError):
+        except (EOFError, OSError):  # the parent is gone
             return
         if msg is None:
             return
         doc_id, path, hints = msg
+        reset_peak_rss()
         try:
             result: dict[str, Any] = extract_file(Path(path), settings, hints).to_dict()
         except MemoryError:
             result = {"__failure__": "memory",
                       "message": f"memory limit reached ({settings.max_memory_mb} MB per worker)"}
         except BaseException as exc:  # a bug in a reader must not stop the batch
-            result = {"__failure__": "error", "message": f"{type(exc).__name__}: {exc}"}
+            result = {"__failure__": "error", "message": one_line(f"{type(exc).__name__}: {exc}")}
         try:
             conn.send((doc_id, result))
         except MemoryError:
@@ -90,22 +85,69 @@ def _worker_main(conn: Connection, settings: ExtractSettings) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx: Any, settings: ExtractSettings) -> None:
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, settings), daemon=True)
-        self.proc.start()
-        child.close()
+    """One forked worker process and the parent's end of its pipe.
+
+    ``siblings``: the parent-side pipe ends of the other live workers, closed in the child so
+    that no worker keeps another's pipe open (each pipe then reaches end-of-file when the
+    parent dies, and a worker's death is seen by the parent as end-of-file)."""
+
+    def __init__(self, settings: ExtractSettings, siblings: Iterable[Connection] = ()) -> None:
+        parent_conn, child_conn = Pipe()
+        parent_pid = os.getpid()
+        self.base_rss = rss_bytes()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                die_with_parent(parent_pid)
+                for conn in (parent_conn, *siblings):
+                    conn.close()
+                _worker_main(child_conn, settings)
+            except BaseException:  # pragma: no cover - the loop itself failed
+                code = _WORKER_BUG_EXIT
+            finally:
+                os._exit(code)
+        child_conn.close()
+        self.pid = pid
+        self.conn = parent_conn
         self.task: tuple[str, tuple[str, str]] | None = None
         self.deadline = 0.0
         self.started = 0.0
+        self.exit_code: int | None = None
+        self.peak_rss = 0
+
+    def rss_growth(self) -> int:
+        """Resident memory above what the worker started with, in bytes."""
+        return max(0, rss_bytes(self.pid) - self.base_rss)
+
+    def reap(self, block_s: float = 5.0) -> None:
+        """Collect the exit status and peak resident memory of the (dead or dying) worker."""
+        if self.exit_code is not None:
+            return
+        deadline = time.monotonic() + block_s
+        while True:
+            try:
+                pid, status, usage = os.wait4(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.exit_code = -1
+                return
+            if pid == self.pid:
+                self.exit_code = os.waitstatus_to_exitcode(status)
+                self.peak_rss = usage.ru_maxrss * 1024  # kilobytes on Linux
+                return
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.kill()
-        self.proc.join(5)
+        for kill in (lambda: os.killpg(self.pid, signal.SIGKILL), lambda: os.kill(self.pid, signal.SIGKILL)):
+            try:
+                kill()
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.reap()
         self.conn.close()
 
     def stop(self) -> None:
@@ -113,11 +155,153 @@ class _Worker:
             self.conn.send(None)
         except (BrokenPipeError, OSError):
             pass
-        self.proc.join(5)
-        if self.proc.is_alive():
+        self.reap(5.0)
+        if self.exit_code is None:
             self.kill()
         else:
             self.conn.close()
+
+
+def _death(worker: _Worker, max_memory_mb: int) -> tuple[str, str]:
+    """Status and message for a worker that died without answering."""
+    code = worker.exit_code
+    peak_mb = max(0, worker.peak_rss - worker.base_rss) / MB
+    if code == -signal.SIGKILL:  # not us (we record a timeout ourselves): the OOM killer
+        return "memory", "worker killed by SIGKILL (the system ran out of memory)"
+    if code is not None and code < 0:
+        sig = signal.Signals(-code)
+        if sig in _CRASH_SIGNALS and peak_mb >= max_memory_mb / 2:
+            return "memory", (f"memory limit reached ({max_memory_mb} MB per worker): the worker "
+                              f"crashed ({sig.name}) after using {peak_mb:.0f} MB, as native "
+                              f"parsers do when an allocation is refused")
+        return "error", (f"worker crashed ({sig.name}) after using {peak_mb:.0f} MB, under its "
+                         f"memory limit of {max_memory_mb} MB: a crash of a native parser")
+    return "error", f"worker died (exit code {code})"
+
+
+def _failure(status: str, message: str, key: tuple[str, str], seconds: float) -> Extraction:
+    return Extraction(status=status, engine=key[0], engine_version=key[1],
+                      cleaning_version=clean.CLEANING_VERSION, error=message, seconds=round(seconds, 3))
+
+
+Task = tuple[str, str, dict[str, Any], tuple[str, str]]  # (doc id, path, hints, (engine, version))
+
+
+class _Pool:
+    """Worker processes running :func:`extract_file` under the time and memory limits."""
+
+    def __init__(self, settings: ExtractSettings, n_workers: int) -> None:
+        self.settings = settings
+        self.cap = settings.max_memory_mb * MB
+        self.workers: list[_Worker] = []
+        for _ in range(n_workers):
+            self.workers.append(self._spawn())
+
+    def _spawn(self, replacing: _Worker | None = None) -> _Worker:
+        return _Worker(self.settings, [w.conn for w in self.workers if w is not replacing and not w.conn.closed])
+
+    def _replace(self, i: int) -> _Worker:
+        self.workers[i] = w = self._spawn(self.workers[i])
+        return w
+
+    def close(self) -> None:
+        for w in self.workers:
+            if w.conn.closed:
+                continue
+            if w.task is None:
+                w.stop()
+            else:  # interrupted: nothing to wait for
+                w.kill()
+
+    def run(self, tasks: list[Task], record: Callable[[str, Extraction], None]) -> None:
+        """Run every task; ``record(doc_id, extraction)`` receives each result as it comes
+        (an exception there stops the run: the caller's :meth:`close` kills the workers)."""
+        settings = self.settings
+        queue = list(reversed(tasks))
+        workers = self.workers
+        while queue or any(w.task for w in workers):
+            for i, w in enumerate(workers):
+                if w.task is None and queue:
+                    doc_id, path, hints, key = queue.pop()
+                    try:
+                        w.conn.send((doc_id, path, hints))
+                    except (BrokenPipeError, OSError):
+                        w.kill()
+                        w = self._replace(i)
+                        w.conn.send((doc_id, path, hints))
+                    w.task = (doc_id, key)
+                    w.started = time.monotonic()
+                    w.deadline = w.started + settings.timeout_s
+            busy = [w for w in workers if w.task]
+            timeout = max(0.0, min(min(w.deadline for w in busy) - time.monotonic(), MEMORY_POLL_S))
+            ready = wait([w.conn for w in busy], timeout=timeout + 0.005)
+            now = time.monotonic()
+            for i, w in enumerate(workers):
+                if w.task is None:
+                    continue
+                doc_id, key = w.task
+                if w.conn in ready:
+                    try:
+                        got_id, result = w.conn.recv()
+                    except (EOFError, OSError):
+                        w.reap()
+                        status, msg = _death(w, settings.max_memory_mb)
+                        w.task = None
+                        w.conn.close()
+                        self._replace(i)
+                        record(doc_id, _failure(status, msg, key, now - w.started))
+                        continue
+                    w.task = None
+                    if "__failure__" in result:
+                        extraction = _failure(result["__failure__"], result["message"], key, now - w.started)
+                    else:
+                        extraction = Extraction.from_dict(result)
+                    # Memory a document left behind (freed but kept by the allocator) would count
+                    # against the next one: start afresh after a heavy document.
+                    if w.rss_growth() > self.cap / 2:
+                        w.stop()
+                        self._replace(i)
+                    record(got_id, extraction)
+                elif now >= w.deadline:
+                    log.info("document %s passed the time limit (%ss): worker killed", doc_id, settings.timeout_s)
+                    w.task = None
+                    w.kill()
+                    self._replace(i)
+                    record(doc_id, _failure(
+                        "timeout", f"extraction passed the time limit of {settings.timeout_s:g} s",
+                        key, settings.timeout_s,
+                    ))
+                elif w.rss_growth() > self.cap:
+                    log.info("document %s passed the memory limit (%s MB): worker killed",
+                             doc_id, settings.max_memory_mb)
+                    w.task = None
+                    w.kill()
+                    self._replace(i)
+                    record(doc_id, _failure(
+                        "memory", f"memory limit reached ({settings.max_memory_mb} MB per worker): "
+                                  "resident memory passed it, worker killed", key, now - w.started,
+                    ))
+
+
+def extract_isolated(path: Path, settings: ExtractSettings, hints: dict[str, Any] | None = None) -> Extraction:
+    """:func:`extract_file` in a worker process under the time and memory limits of
+    ``settings`` (what ``barometre text`` runs): never raises for a bad document, and a
+    document that hangs or swells ends as ``timeout`` or ``memory`` like in ``run_extract``."""
+    path = Path(path)
+    hints = dict(hints or {})
+    try:
+        # In the parent: the engines it imports are then shared with the worker, not counted
+        # against the worker's memory limit.
+        _, key = planned_key(path, settings, hints)
+    except OSError as exc:
+        return _failure("error", f"cannot read {path}: {exc}", ("none", "0"), 0)
+    results: list[Extraction] = []
+    pool = _Pool(settings, 1)
+    try:
+        pool.run([(str(path), str(path), hints, key)], lambda _id, extraction: results.append(extraction))
+    finally:
+        pool.close()
+    return results[0]
 
 
 def _hints(store: CorpusStore, doc_id: str, media_type: str) -> dict[str, Any]:
@@ -131,22 +315,6 @@ def _hints(store: CorpusStore, doc_id: str, media_type: str) -> dict[str, Any]:
             if isinstance(value, (str, int, float)) and key not in hints:
                 hints[key] = value
     return hints
-
-
-def _death(code: int | None, max_memory_mb: int) -> tuple[str, str]:
-    """Status and message for a worker that died without answering."""
-    if code == -signal.SIGKILL:  # not us (we record a timeout ourselves): the OOM killer
-        return "memory", "worker killed by SIGKILL (out of memory)"
-    if code is not None and code < 0:
-        name = signal.Signals(-code).name
-        return "error", (f"worker crashed ({name}); native parsers crash this way when an "
-                         f"allocation fails, e.g. at the memory limit ({max_memory_mb} MB)")
-    return "error", f"worker died (exit code {code})"
-
-
-def _failure(status: str, message: str, key: tuple[str, str], seconds: float) -> Extraction:
-    return Extraction(status=status, engine=key[0], engine_version=key[1],
-                      cleaning_version=clean.CLEANING_VERSION, error=message, seconds=round(seconds, 3))
 
 
 def run_extract(
@@ -186,10 +354,7 @@ def run_extract(
     if not todo:
         return dict(counts)
 
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     n_workers = max(1, min(settings.workers, len(todo)))
-    workers = [_Worker(ctx, settings) for _ in range(n_workers)]
-    queue = list(reversed(todo))
     # On stderr, and only for a person watching (DESIGN.md §6: off when not a TTY).
     bar = tqdm(total=len(todo), unit="doc", desc="extract", file=sys.stderr,
                disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True)
@@ -199,59 +364,10 @@ def run_extract(
         counts[extraction.status] += 1
         bar.update(1)
 
+    pool = _Pool(settings, n_workers)
     try:
-        while queue or any(w.task for w in workers):
-            for i, w in enumerate(workers):
-                if w.task is None and queue:
-                    doc_id, path, hints, key = queue.pop()
-                    try:
-                        w.conn.send((doc_id, path, hints))
-                    except (BrokenPipeError, OSError):
-                        w.kill()
-                        workers[i] = w = _Worker(ctx, settings)
-                        w.conn.send((doc_id, path, hints))
-                    w.task = (doc_id, key)
-                    w.deadline = time.monotonic() + settings.timeout_s
-                    w.started = time.monotonic()
-            busy = [w for w in workers if w.task]
-            if not busy:
-                continue
-            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
-            ready = wait([w.conn for w in busy], timeout=timeout + 0.01)
-            for i, w in enumerate(workers):
-                if w.task is None:
-                    continue
-                doc_id, key = w.task
-                if w.conn in ready:
-                    try:
-                        got_id, result = w.conn.recv()
-                    except (EOFError, OSError):
-                        w.proc.join(1)
-                        code = w.proc.exitcode
-                        status, msg = _death(code, settings.max_memory_mb)
-                        record(doc_id, _failure(status, msg, key, time.monotonic() - w.started))
-                        w.kill()
-                        workers[i] = _Worker(ctx, settings)
-                        continue
-                    if "__failure__" in result:
-                        record(got_id, _failure(result["__failure__"], result["message"], key,
-                                                time.monotonic() - w.started))
-                    else:
-                        record(got_id, Extraction.from_dict(result))
-                    w.task = None
-                elif time.monotonic() >= w.deadline:
-                    log.info("document %s passed the time limit (%ss): worker killed", doc_id, settings.timeout_s)
-                    w.kill()
-                    record(doc_id, _failure(
-                        "timeout", f"extraction passed the time limit of {settings.timeout_s:g} s",
-                        key, settings.timeout_s,
-                    ))
-                    workers[i] = _Worker(ctx, settings)
+        pool.run(todo, record)
     finally:
         bar.close()
-        for w in workers:
-            if w.task is None:
-                w.stop()
-            else:  # interrupted: nothing to wait for
-                w.kill()
+        pool.close()
     return dict(counts)

@@ -3,11 +3,8 @@ files written by the tests: engines, cleaning, OCR, bad inputs, metadata, the in
 store run, the time limit and ``text_command``."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,25 +14,9 @@ from nlp.extract import ExtractSettings, extract_file, run_extract, text_command
 from nlp.extract import clean
 from nlp.extract.clean import join_hyphenated, normalize_text, repair_doubled_glyphs
 from nlp.extract.metadata import classify_document, document_metadata, detect_language, find_date, find_deliberation
-from nlp.store import CorpusStore
-
-_GEN_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "pdfs" / "generate.py"
-_spec = importlib.util.spec_from_file_location("barometre_pdf_fixtures", _GEN_PATH)
-gen = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = gen  # dataclasses look their module up there
-assert _spec.loader is not None
-_spec.loader.exec_module(gen)
 
 ENGINES = ["pdfium", "pdfplumber"]
 HAS_TESSERACT = shutil.which("tesseract") is not None
-
-
-@pytest.fixture(scope="module")
-def pdfs(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    out = tmp_path_factory.mktemp("pdfs")
-    docs = gen.generate_all(out, include_large=True, include_scan=True)
-    docs["bad"] = gen.bad_inputs(out / "bad")
-    return docs
 
 
 def paragraphs(extraction) -> list[str]:
@@ -70,7 +51,7 @@ def test_normalization() -> None:
 
 # --- generated layouts, both engines -------------------------------------------------------
 @pytest.mark.parametrize("engine", ENGINES)
-def test_headers_footers_and_page_numbers_removed(pdfs: dict, engine: str) -> None:
+def test_headers_footers_and_page_numbers_removed(pdfs: dict, engine: str, gen: object) -> None:
     doc = pdfs["headers_hyphenation"]
     result = extract_file(doc.path, ExtractSettings(engine=engine, ocr=False))
     assert result.status == "ok"
@@ -81,7 +62,7 @@ def test_headers_footers_and_page_numbers_removed(pdfs: dict, engine: str) -> No
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_hyphenation_joined_real_hyphens_kept(pdfs: dict, engine: str) -> None:
+def test_hyphenation_joined_real_hyphens_kept(pdfs: dict, engine: str, gen: object) -> None:
     result = extract_file(pdfs["headers_hyphenation"].path, ExtractSettings(engine=engine, ocr=False))
     first = result.pages[0].paragraphs[0]
     assert first == gen.HYPHEN_TRUTH
@@ -121,7 +102,7 @@ def test_duplicated_glyphs_pdf(pdfs: dict) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_margin_column_and_prefecture_stamp_out_of_body(pdfs: dict, engine: str) -> None:
+def test_margin_column_and_prefecture_stamp_out_of_body(pdfs: dict, engine: str, gen: object) -> None:
     doc = pdfs["margin_stamp"]
     result = extract_file(doc.path, ExtractSettings(engine=engine, ocr=False))
     assert paragraphs(result) == doc.paragraphs
@@ -172,7 +153,7 @@ def test_bad_inputs_get_a_status(pdfs: dict, engine: str) -> None:
         assert extract_file(path, settings).error
 
 
-def test_large_minutes_file(pdfs: dict) -> None:
+def test_large_minutes_file(pdfs: dict, gen: object) -> None:
     doc = pdfs["minutes_255"]
     result = extract_file(doc.path, ExtractSettings(ocr=False))
     assert result.status == "ok"
@@ -184,22 +165,11 @@ def test_large_minutes_file(pdfs: dict) -> None:
 
 
 # --- other formats ----------------------------------------------------------------------------
-HTML_PAGE = """<!DOCTYPE html><html lang="fr"><head><title>Stratégie numérique de la Métropole</title>
-<meta property="article:published_time" content="2021-03-12"></head><body>
-<nav><a href="/">Accueil</a> | <a href="/agenda">Agenda</a> | <a href="/contact">Contact</a></nav>
-<article><h1>Stratégie numérique de la Métropole</h1>
-<p>La métropole adopte sa feuille de route numérique pour les six prochaines années. Elle vise
-l'inclusion numérique de tous les habitants et la modernisation des services publics en ligne.</p>
-<p>Les conseillers numériques accompagnent les habitants dans leurs démarches administratives
-dans les mairies de quartier et les médiathèques du territoire métropolitain.</p>
-<p>Un schéma directeur des systèmes d'information organise la mutualisation avec les communes
-membres et la plateforme de données ouvertes publie les jeux de données de la collectivité.</p>
-</article><footer>Mentions légales - Plan du site</footer></body></html>"""
 
 
-def test_html_main_text_title_and_date(tmp_path: Path) -> None:
+def test_html_main_text_title_and_date(tmp_path: Path, html_page: str) -> None:
     path = tmp_path / "page.html"
-    path.write_text(HTML_PAGE, encoding="utf-8")
+    path.write_text(html_page, encoding="utf-8")
     result = extract_file(path, ExtractSettings(), {"url": "https://example.org/strategie-numerique"})
     assert result.status == "ok" and result.engine == "trafilatura"
     assert "feuille de route numérique" in result.text
@@ -210,48 +180,27 @@ def test_html_main_text_title_and_date(tmp_path: Path) -> None:
     assert len(result.pages[0].paragraphs) >= 3
 
 
-def _zip(path: Path, members: dict[str, str]) -> None:
-    with zipfile.ZipFile(path, "w") as z:
-        for name, text in members.items():
-            z.writestr(name, text)
-
-
-def test_docx_and_odt(tmp_path: Path) -> None:
-    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
-    docx = tmp_path / "delib.docx"
-    _zip(docx, {
-        "[Content_Types].xml": "<Types/>",
-        "word/document.xml": (
-            f'<w:document {w}><w:body>'
-            '<w:p><w:r><w:t>Le conseil approuve la convention de médiation numérique.</w:t></w:r></w:p>'
-            '<w:tbl><w:tr><w:tc><w:p><w:r><w:t>Association</w:t></w:r></w:p></w:tc>'
-            '<w:tc><w:p><w:r><w:t>Montant</w:t></w:r></w:p></w:tc></w:tr>'
-            '<w:tr><w:tc><w:p><w:r><w:t>Club</w:t></w:r></w:p></w:tc>'
-            '<w:tc><w:p><w:r><w:t>1 200 €</w:t></w:r></w:p></w:tc></w:tr></w:tbl>'
-            '<w:p><w:r><w:t xml:space="preserve">Vote à </w:t></w:r><w:r><w:t>l\'unanimité.</w:t></w:r></w:p>'
-            '</w:body></w:document>'
-        ),
-    })
+def test_docx_and_odt(tmp_path: Path, office) -> None:
+    docx = office.docx(tmp_path / "delib.docx", (
+        '<w:p><w:r><w:t>Le conseil approuve la convention de médiation numérique.</w:t></w:r></w:p>'
+        '<w:tbl><w:tr><w:tc><w:p><w:r><w:t>Association</w:t></w:r></w:p></w:tc>'
+        '<w:tc><w:p><w:r><w:t>Montant</w:t></w:r></w:p></w:tc></w:tr>'
+        '<w:tr><w:tc><w:p><w:r><w:t>Club</w:t></w:r></w:p></w:tc>'
+        '<w:tc><w:p><w:r><w:t>1 200 €</w:t></w:r></w:p></w:tc></w:tr></w:tbl>'
+        '<w:p><w:r><w:t xml:space="preserve">Vote à </w:t></w:r><w:r><w:t>l\'unanimité.</w:t></w:r></w:p>'
+    ))
     result = extract_file(docx, ExtractSettings())
     assert result.engine == "docx"
     assert result.pages[0].paragraphs == [
         "Le conseil approuve la convention de médiation numérique.", "Vote à l'unanimité."]
     assert result.tables[0].rows == [["Association", "Montant"], ["Club", "1 200 €"]]
 
-    odt = tmp_path / "note.odt"
-    t = 'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"'
-    tb = 'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"'
-    o = 'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"'
-    with zipfile.ZipFile(odt, "w") as z:
-        z.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.text")
-        z.writestr("content.xml", (
-            f'<office:document-content {o} {t} {tb}><office:body><office:text>'
-            '<text:h>Feuille de route</text:h>'
-            '<text:p>La métropole<text:s/>déploie des tiers-lieux numériques.</text:p>'
-            '<table:table><table:table-row><table:table-cell><text:p>A</text:p></table:table-cell>'
-            '<table:table-cell><text:p>B</text:p></table:table-cell></table:table-row></table:table>'
-            '</office:text></office:body></office:document-content>'
-        ))
+    odt = office.odt(tmp_path / "note.odt", (
+        '<text:h>Feuille de route</text:h>'
+        '<text:p>La métropole<text:s/>déploie des tiers-lieux numériques.</text:p>'
+        '<table:table><table:table-row><table:table-cell><text:p>A</text:p></table:table-cell>'
+        '<table:table-cell><text:p>B</text:p></table:table-cell></table:table-row></table:table>'
+    ))
     result = extract_file(odt, ExtractSettings())
     assert result.engine == "odt"
     assert result.pages[0].paragraphs == ["Feuille de route", "La métropole déploie des tiers-lieux numériques."]
@@ -299,22 +248,11 @@ def test_metadata_rules() -> None:
 
 
 # --- store run: incremental, parallel, time limit ---------------------------------------------
-def _store_with(tmp_path: Path, files: list[Path]) -> CorpusStore:
-    store = CorpusStore(tmp_path / "corpus")
-    for f in files:
-        media = {".html": "text/html", ".txt": "text/plain"}.get(f.suffix, "application/pdf")
-        doc_id, _ = store.add_document(f.read_bytes(), media)
-        store.add_source(doc_id, "testville", f"https://testville.example/{f.name}",
-                         page_title=f.stem, last_modified="Wed, 21 Oct 2015 07:28:00 GMT",
-                         metadata={"DELIB_DATE": "2021-03-12"} if f.stem == "table" else None)
-    return store
-
-
-def test_run_extract_incremental(pdfs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_extract_incremental(pdfs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_with, html_page: str) -> None:
     html = tmp_path / "page.html"
-    html.write_text(HTML_PAGE, encoding="utf-8")
+    html.write_text(html_page, encoding="utf-8")
     files = [pdfs["table"].path, pdfs["two_columns"].path, pdfs["bad"]["encrypted"], html]
-    store = _store_with(tmp_path, files)
+    store = store_with(tmp_path, files)
     settings = ExtractSettings(workers=2, ocr=False)
     first = run_extract(store, settings, progress=False)
     assert first == {"ok": 3, "pdf-encrypted": 1}
@@ -336,8 +274,8 @@ def test_run_extract_incremental(pdfs: dict, tmp_path: Path, monkeypatch: pytest
     assert run_extract(store, settings, progress=False) == {"unchanged": 4}
 
 
-def test_worker_killed_by_time_limit_batch_goes_on(pdfs: dict, tmp_path: Path) -> None:
-    store = _store_with(tmp_path, [pdfs["minutes_255"].path, pdfs["table"].path])
+def test_worker_killed_by_time_limit_batch_goes_on(pdfs: dict, tmp_path: Path, store_with) -> None:
+    store = store_with(tmp_path, [pdfs["minutes_255"].path, pdfs["table"].path])
     # pdfplumber reads ~10 pages/s: the 255-page file cannot finish in 3 s, the table can.
     settings = ExtractSettings(engine="pdfplumber", ocr=False, timeout_s=3, workers=1)
     counts = run_extract(store, settings, progress=False)
@@ -347,10 +285,10 @@ def test_worker_killed_by_time_limit_batch_goes_on(pdfs: dict, tmp_path: Path) -
     assert by_status["ok"]["chars"] > 0
 
 
-def test_worker_memory_limit_batch_goes_on(pdfs: dict, tmp_path: Path) -> None:
+def test_worker_memory_limit_batch_goes_on(pdfs: dict, tmp_path: Path, store_with) -> None:
     big = tmp_path / "huge.txt"
     big.write_bytes(b"Le conseil municipal approuve la convention. " * 1_500_000)  # ~68 MB
-    store = _store_with(tmp_path, [big, pdfs["table"].path])
+    store = store_with(tmp_path, [big, pdfs["table"].path])
     counts = run_extract(store, ExtractSettings(ocr=False, max_memory_mb=40), progress=False)
     assert counts == {"memory": 1, "ok": 1}
     failed = next(r for r in store.latest_extractions() if r["status"] == "memory")
