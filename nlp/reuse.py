@@ -46,17 +46,41 @@ def code_digest(package: Path, patterns: tuple[str, ...] = ("*.py", "*.yaml", "*
     return h.hexdigest()
 
 
+# Columns that change when nothing the later stages compute from changes: a re-crawl that
+# re-confirms a page (same bytes, same document) stamps a new retrieval time. Left out of the
+# key, so such a re-run reuses the outputs, which keep the retrieval times of the run that
+# computed them.
+VOLATILE_COLUMNS = {"documents.parquet": ("fetched_at",)}
+
+
+def table_digest(path: Path, drop: tuple[str, ...]) -> str:
+    """sha256 of a Parquet table's columns, names and values, without the columns ``drop``."""
+    import pandas as pd
+
+    df = pd.read_parquet(path)
+    df = df.drop(columns=[c for c in drop if c in df.columns])
+    h = hashlib.sha256(json.dumps([list(map(str, df.columns)), [str(t) for t in df.dtypes]]).encode())
+    h.update(pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
 def stage_key(inputs: Iterable[Path], config: Mapping[str, Any], code: Iterable[Path] = ()) -> str:
     """The key of one stage run.
 
     Inputs: ``inputs``, files whose bytes the stage reads (a missing one counts as absent, not
-    an error: optional inputs); ``config``, the stage's effective settings (JSON-serialisable,
-    ``str()`` otherwise); ``code``, package folders whose source computes the outputs.
+    an error: optional inputs; tables named in :data:`VOLATILE_COLUMNS` by their content less
+    those columns); ``config``, the stage's effective settings (JSON-serialisable, ``str()``
+    otherwise); ``code``, package folders whose source computes the outputs.
     Output: a hex sha256."""
     h = hashlib.sha256()
     for path in sorted({Path(p) for p in inputs}, key=str):
         h.update(str(path.name).encode())
-        h.update(file_digest(path).encode() if path.is_file() else b"absent")
+        if not path.is_file():
+            h.update(b"absent")
+        elif path.name in VOLATILE_COLUMNS:
+            h.update(table_digest(path, VOLATILE_COLUMNS[path.name]).encode())
+        else:
+            h.update(file_digest(path).encode())
     h.update(json.dumps(config, sort_keys=True, default=str, ensure_ascii=False).encode())
     for package in code:
         h.update(code_digest(Path(package)).encode())

@@ -90,3 +90,30 @@ def test_stage_key_covers_bytes_config_and_code(tmp_path: Path) -> None:
     assert reuse.stage_key([a], {"k": 1}, code=[pkg]) != changed_code
     a.unlink()
     assert reuse.stage_key([a], {"k": 1}, code=[pkg]) != changed_code  # absent is a state too
+
+
+def test_figures_are_redrawn_only_when_what_they_show_changes(tmp_path: Path) -> None:
+    """A rebuild keeps the PNG of every figure whose data, title and display names are
+    unchanged (drawing is most of the report's time) and redraws the others."""
+    from nlp.report import build_report
+    from report_outputs import NAMES, synthetic_outputs
+
+    outputs = synthetic_outputs(tmp_path / "outputs", draws=50)
+    build_report(outputs, names=NAMES)
+    plots = outputs / "plots"
+
+    def state() -> dict[str, int]:
+        return {p.name: p.stat().st_mtime_ns for p in plots.glob("*.png")}
+
+    before = state()
+    assert len(before) > 5
+    build_report(outputs, names=NAMES)
+    assert state() == before
+    (plots / "documents_par_annee.png").write_bytes(b"not a png")  # an output edited by hand
+    build_report(outputs, names=NAMES)
+    assert (plots / "documents_par_annee.png").read_bytes()[:4] == b"\x89PNG"
+    (plots / ".figure_keys.json").write_text("{not json")  # keys lost: every figure drawn again
+    build_report(outputs, names=NAMES)
+    renamed = {**NAMES, next(iter(NAMES)): "Un autre nom"}
+    build_report(outputs, names=renamed)
+    assert all(state()[n] != before[n] for n in before)
