@@ -181,6 +181,7 @@ class CompiledPolarity:
     others: tuple[tuple[int, ...], ...] = field(init=False)
     selves: tuple[tuple[int, ...], ...] = field(init=False)
     comma: frozenset[int] = field(init=False)
+    ni: int = field(init=False)
     remedies: frozenset[int] = field(init=False)
     _lack_first: dict[int, list[tuple[int, ...]]] = field(init=False)
     _others_first: dict[int, list[tuple[int, ...]]] = field(init=False)
@@ -213,6 +214,7 @@ class CompiledPolarity:
         self.purpose, self.lack = phrases(r.purpose), phrases(r.lack_cues)
         self.others, self.selves = phrases(r.other_actors), phrases(SELF_REFERENCES)
         self.comma = words((",",))
+        self.ni = self.add("ni")
         self.remedies = words(REMEDIES)
         self._lack_first = _by_first(self.lack)
         self._others_first = _by_first(self.others)
@@ -244,6 +246,8 @@ class CompiledPolarity:
                 for j in range(max(sent_start, i - window), i):
                     if lowers[j] in self.particles:
                         return "" if self._after_purpose(lowers, j, sent_start) else "negation"
+                if low == self.ni and self._coordinated_ni(lowers, punct, i, sent_start):
+                    return "negation"
             if punct[i] and low not in self.soft:
                 return ""
         particle = None
@@ -262,6 +266,20 @@ class CompiledPolarity:
         if not clause:
             return ""
         return "absence" if any(c in self.absence for c in clause) else "negation"
+
+    def _coordinated_ni(self, lowers: list[int], punct: list[int], i: int, sent_start: int) -> bool:
+        """The "ni" at token ``i`` continues a negated list: "il n'existe ni schéma
+        directeur, ni comité de pilotage, ni direction du numérique" negates every item,
+        however far the "n'" is. True when, going back over commas, an earlier "ni" of the
+        same sentence has a negation particle within the window before it."""
+        window = self.rules.negation_window
+        for k in range(i - 1, sent_start - 1, -1):
+            if punct[k] and lowers[k] not in self.soft and lowers[k] not in self.comma:
+                return False
+            if lowers[k] == self.ni and any(lowers[j] in self.particles
+                                            for j in range(max(sent_start, k - window), k)):
+                return not self._after_purpose(lowers, k, sent_start)
+        return False
 
     def _after_purpose(self, lowers: list[int], i: int, sent_start: int) -> bool:
         """A purpose marker ends right before token ``i`` (or before "de" before it)."""

@@ -91,3 +91,14 @@ def test_out_of_context_hits_are_kept_but_do_not_count(annotator):
     assert hits and all(h.reason == "out-of-context" and not h.counts for h in hits)
     ann = annotator.annotate_one("Les contraintes budgétaires obligent à reporter les travaux de voirie.")
     assert not any(h.counts for h in ann.hits if h.theme == "frein_interne")
+
+
+def test_every_item_of_a_negated_ni_list_is_negated(annotator):
+    """"ni X, ni Y, ni Z" after "n'": every item is denied, however far the particle (the
+    demo's Brumeval minutes; the same form is common in audit reports)."""
+    ann = annotator.annotate_one(
+        "Avant 2020, il n'existe ni schéma directeur, ni comité de pilotage, ni direction du numérique transversale.")
+    strategy = [h for h in ann.hits if h.theme == "strategie"]
+    assert len(strategy) >= 2 and all(h.negated for h in strategy), [(h.matched, h.negated) for h in strategy]
+    ann = annotator.annotate_one("Le comité de pilotage du numérique se réunit, ni plus ni moins, deux fois par an.")
+    assert any(not h.negated for h in ann.hits if h.theme == "strategie")
