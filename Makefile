@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # A CPU build of torch when one lies in pip's find-links folder (as on the project's machines):
 # BERTopic pulls sentence-transformers and torch, and PyPI's default Linux torch is a
-# multi-gigabyte CUDA build that a CPU-only tool does not need.
+# multi-gigabyte CUDA build that a CPU-only tool does not need. Without a local wheel, torch
+# comes from PyTorch's CPU index; where that index is unreachable, from PyPI (with a warning).
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_CPU_WHEEL := $(firstword $(wildcard $(PIP_FIND_LINKS)/torch-*+cpu-*.whl /opt/wheels/torch-*+cpu-*.whl))
 
 .PHONY: install sysdeps run test test-fast bench eval-themes clean-outputs help
@@ -21,7 +23,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(if $(TORCH_CPU_WHEEL),$(BIN)/python -m pip install --quiet "$(TORCH_CPU_WHEEL)",@echo "no local CPU torch wheel: pip will choose torch")
+	$(if $(TORCH_CPU_WHEEL),$(BIN)/python -m pip install --quiet "$(TORCH_CPU_WHEEL)",$(BIN)/python -m pip install --quiet --timeout 20 --retries 1 --index-url $(TORCH_CPU_INDEX) torch || echo "warning: PyTorch's CPU index ($(TORCH_CPU_INDEX)) is not reachable: pip will take torch from PyPI, whose Linux build carries CUDA (several GB more to download)")
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

@@ -7,6 +7,7 @@ lexicon file, missing input) prints one message and exits with code 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -176,8 +177,7 @@ def _settings(args: argparse.Namespace, level: str) -> Settings:
     for key in ("contact", "max_pages", "max_depth"):
         if getattr(args, key, None) is not None:
             crawl[key] = getattr(args, key)
-    settings.crawl = crawl
-    return settings
+    return dataclasses.replace(settings, crawl=crawl)
 
 
 def print_summary(stage: str, summary: Any) -> None:

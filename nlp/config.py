@@ -42,10 +42,13 @@ ENV_VARS = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    """Everything a run needs. Stage sections (``crawl``, ``extract``, ...) are dicts of keyword
-    arguments for that stage's own settings dataclass, validated when the stage builds it."""
+    """Everything a run needs, frozen once loaded (a changed value is a new object:
+    ``dataclasses.replace``). Stage sections (``crawl``, ``extract``, ...) are dicts of keyword
+    arguments for that stage's own settings dataclass, checked against its types when the
+    stage builds it; the stage records the values it used in ``run_info.json``
+    (``effective``)."""
 
     corpus_dir: Path = Path("corpus")
     outputs_dir: Path = Path("outputs")
@@ -168,7 +171,7 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> None:
     for key, value in values.items():
         if "." in key:  # "crawl.contact" from the environment
             section, sub = key.split(".", 1)
-            getattr(settings, section)[sub] = value
+            getattr(settings, section)[sub] = value  # the section's dict, still being built
             continue
         if key not in known:
             raise ConfigError(
@@ -179,7 +182,7 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> None:
             merged = copy.deepcopy(getattr(settings, key))
             merged.update(value)
             value = merged
-        setattr(settings, key, value)
+        object.__setattr__(settings, key, value)  # still loading: frozen once returned
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -213,7 +216,7 @@ def load_settings(
     config_path = config_path or (Path(env["BAROMETRE_CONFIG"]) if env.get("BAROMETRE_CONFIG") else None)
     if config_path is not None:
         _apply(settings, read_config_file(config_path), str(config_path))
-        settings.config_file = Path(config_path)
+        object.__setattr__(settings, "config_file", Path(config_path))
     env_values = {ENV_VARS[k]: v for k, v in env.items() if k in ENV_VARS}
     _apply(settings, env_values, "environment")
     _apply(settings, cli, "command line")

@@ -7,6 +7,7 @@ fictional site, crawls it with the real spider and runs everything.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -41,8 +42,10 @@ def package_versions() -> dict[str, str]:
 
 
 def update_run_info(outputs_dir: Path, stage: str, summary: dict[str, Any], seconds: float,
-                    settings: Settings, extra: dict[str, Any] | None = None) -> None:
-    """Merge one stage's record into ``outputs/run_info.json``."""
+                    settings: Settings, extra: dict[str, Any] | None = None, effective: Any = None) -> None:
+    """Merge one stage's record into ``outputs/run_info.json``: its summary and time, the
+    run's settings, and ``effective``, the stage's own settings object as it used them
+    (defaults filled in, overrides applied) under ``effective.<stage>``."""
     path = Path(outputs_dir) / "run_info.json"
     try:
         info = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
@@ -54,6 +57,8 @@ def update_run_info(outputs_dir: Path, stage: str, summary: dict[str, Any], seco
     info["versions"] = package_versions()
     info.setdefault("timings", {})[stage] = round(seconds, 3)
     info.setdefault("stages", {})[stage] = summary
+    if effective is not None:
+        info.setdefault("effective", {})[stage] = _jsonable(effective)
     for key, value in (extra or {}).items():
         info[key] = value
     atomic_write(path, json.dumps(info, ensure_ascii=False, indent=2, default=str).encode("utf-8"))
@@ -146,7 +151,7 @@ def stage_extract(settings: Settings, **overrides: Any) -> dict[str, Any]:
     with _timed() as t, _store(settings) as store:
         counts = run_extract(store, ext, metropoles=settings.metropoles or None,
                              progress=settings.progress)
-    update_run_info(settings.outputs_dir, "extract", counts, t["seconds"], settings)
+    update_run_info(settings.outputs_dir, "extract", counts, t["seconds"], settings, effective=ext)
     return counts
 
 
@@ -178,7 +183,7 @@ def stage_annotate(settings: Settings, force: bool | None = None) -> dict[str, A
                         "themes_dir": str(ann.model_dir or "packaged")}}
     with _store(settings) as store:
         extra["corpus"] = store.snapshot()
-    update_run_info(settings.outputs_dir, "annotate", counts, t["seconds"], settings, extra)
+    update_run_info(settings.outputs_dir, "annotate", counts, t["seconds"], settings, extra, effective=ann)
     return counts
 
 
@@ -277,7 +282,7 @@ def stage_topics(settings: Settings, **overrides: Any) -> dict[str, Any]:
         inputs = read_inputs(Path(settings.outputs_dir), settings.metropoles or None)
         summary = run_topics(inputs, Path(settings.outputs_dir), top, progress=settings.progress)
     summary = _jsonable(summary)
-    update_run_info(settings.outputs_dir, "topics", summary, t["seconds"], settings)
+    update_run_info(settings.outputs_dir, "topics", summary, t["seconds"], settings, effective=top)
     return summary
 
 
@@ -317,7 +322,7 @@ def stage_indicators(settings: Settings, scores: Path | None = None, **overrides
                 written += joined.pop("written")
                 summary.update(joined)
             reuse.record(outputs, "indicators", key, written, summary)
-    update_run_info(settings.outputs_dir, "indicators", summary, t["seconds"], settings)
+    update_run_info(settings.outputs_dir, "indicators", summary, t["seconds"], settings, effective=ist)
     return summary
 
 
@@ -445,7 +450,7 @@ def run_demo(settings: Settings, *, topics: bool = True) -> dict[str, Any]:
                      json.dumps(registry, ensure_ascii=False, indent=2).encode("utf-8"))
         # The demo site is served on this machine: the fetch policy must be told it may go there.
         crawl_overrides = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "allow_addresses": ["127.0.0.1"]}
-        settings.crawl = {**crawl_overrides, **settings.crawl}
+        settings = dataclasses.replace(settings, crawl={**crawl_overrides, **settings.crawl})
         result = {"crawl": stage_crawl(settings, registry=registry)}
     result.update(run_all(settings, crawl=False, topics=topics))
     return result

@@ -90,3 +90,26 @@ def test_stage_values_are_checked_one_message_naming_file_and_key(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and len(err) < 400, err
     assert str(cfg) in err and key in err, err
+
+
+def test_settings_are_frozen_once_loaded(tmp_path: Path) -> None:
+    import dataclasses
+
+    s = load_settings({"workers": 1}, env={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.workers = 2  # type: ignore[misc]
+    changed = dataclasses.replace(s, crawl={"max_pages": 3})
+    assert changed.crawl == {"max_pages": 3} and s.crawl == {}
+
+
+def test_run_info_records_the_effective_stage_settings(tmp_path: Path) -> None:
+    """What a stage actually used (defaults filled in, overrides applied) is in run_info."""
+    import json
+
+    from nlp.pipeline import update_run_info
+    from nlp.topics import TopicSettings
+
+    s = load_settings({"outputs_dir": str(tmp_path)}, env={})
+    update_run_info(tmp_path, "topics", {"n": 1}, 0.5, s, effective=TopicSettings(n_neighbors=7))
+    info = json.loads((tmp_path / "run_info.json").read_text())
+    assert info["effective"]["topics"]["n_neighbors"] == 7 and "min_chunk_words" in info["effective"]["topics"]
