@@ -244,7 +244,7 @@ def build_stage_settings(cls: type, section: Mapping[str, Any], name: str, origi
         if problem:
             raise ConfigError(f"{where}setting '{name}.{key}': {problem} (got {_short(value)})")
     kwargs = {k: v for k, v in extra.items() if k in allowed}
-    kwargs.update(section)
+    kwargs.update({k: _whole(hints.get(k), v) for k, v in section.items()})
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -274,6 +274,8 @@ def typed_value_problem(hint: Any, value: Any) -> str | None:
     if hint is bool:
         return None if isinstance(value, bool) else "must be true or false"
     if hint is int:
+        if isinstance(value, float) and value.is_integer():  # "512.0" in a YAML file
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             return "must be a whole number"
         return None if 0 <= value <= MAX_SETTING_INT else f"must be between 0 and {MAX_SETTING_INT:,}"
@@ -291,6 +293,12 @@ def typed_value_problem(hint: Any, value: Any) -> str | None:
             if problem:
                 return f"{_cut(k)}: {problem}"
     return None
+
+
+def _whole(hint: Any, value: Any) -> Any:
+    """An integral float for a whole-number setting, as an int (checked before)."""
+    ints = hint is int or (int in typing.get_args(hint) and float not in typing.get_args(hint))
+    return int(value) if ints and isinstance(value, float) and value.is_integer() else value
 
 
 def _cut(name: Any, limit: int = 60) -> str:

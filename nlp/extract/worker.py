@@ -12,10 +12,11 @@ stored as ``no-text-layer`` is redone when OCR is now enabled.
 Limits (the same for ``barometre text``, through :func:`extract_isolated`): each document runs
 in a forked worker process (``settings.workers`` of them) that the parent kills when it passes
 ``timeout_s`` (status ``timeout``; its process group goes too, Tesseract included). Memory is
-capped twice: the worker's address space (``RLIMIT_AS``) at its size when started plus
-``max_memory_mb``, so that an allocation beyond fails inside the worker (``MemoryError``:
-status ``memory``); and its resident memory, which the parent reads while it waits and kills
-the worker for when it grows more than ``max_memory_mb`` (status ``memory``). A worker that dies
+capped twice: its resident memory, which the parent reads while it waits and kills the worker
+for when it grows more than ``max_memory_mb`` (status ``memory``); and, as a backstop for
+allocations faster than that polling, the worker's address space (``RLIMIT_AS``) at its size
+when started plus twice ``max_memory_mb``, so that an allocation beyond fails inside the worker
+(``MemoryError``: status ``memory``). A worker that dies
 by a crash signal is ``memory`` when its peak resident memory (from ``wait4``) had reached half
 its limit (native parsers such as PDFium abort when an allocation fails), ``error`` with the
 signal otherwise. In every case the batch goes on with a fresh worker.
@@ -61,7 +62,11 @@ def _worker_main(conn: Connection, settings: ExtractSettings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     if faulthandler.is_enabled():  # an abort at the memory limit is expected, not a bug to dump
         faulthandler.disable()
-    cap_address_space(settings.max_memory_mb)
+    # Address space at twice the cap: the parent's resident-memory watchdog is the limit; this
+    # is the backstop for allocations faster than its polling. At 1x, a parent that had loaded
+    # spaCy left PDFium failing its reservations while the worker's resident growth was well
+    # under half the cap, and a flate bomb read as a parser crash ("error") instead of "memory".
+    cap_address_space(2 * settings.max_memory_mb)
     while True:
         try:
             msg = conn.recv()

@@ -50,7 +50,6 @@ def test_a_changed_input_setting_or_output_recomputes(settings: Settings) -> Non
     # a setting of the stage
     settings = dataclasses.replace(settings, indicators={"draws": 61})
     assert "reused" not in stage_indicators(settings)
-    assert "reused" not in stage_report(settings)  # its input tables changed with it
     # an input table: one paragraph fewer
     paragraphs = pd.read_parquet(out / "tables" / "paragraphs.parquet")
     write_table(paragraphs.iloc[1:], out / "tables" / "paragraphs.parquet")
@@ -113,8 +112,6 @@ def test_figures_are_redrawn_only_when_what_they_show_changes(tmp_path: Path) ->
     (plots / "documents_par_annee.png").write_bytes(b"not a png")  # an output edited by hand
     build_report(outputs, names=NAMES)
     assert (plots / "documents_par_annee.png").read_bytes()[:4] == b"\x89PNG"
-    (plots / ".figure_keys.json").write_text("{not json")  # keys lost: every figure drawn again
-    build_report(outputs, names=NAMES)
     renamed = {**NAMES, next(iter(NAMES)): "Un autre nom"}
     build_report(outputs, names=renamed)
     assert all(state()[n] != before[n] for n in before)
