@@ -351,3 +351,24 @@ def test_page_level_cleaning_equals_the_per_fragment_definition() -> None:
         assert got == [repair_doubled_glyphs(_reference_normalize(t)) for t in texts], texts
         candidates = normalize.stamp_candidates(got)
         assert {k for k, t in enumerate(got) if normalize._STAMP_HINT.search(t)} <= candidates, got
+
+
+def test_metadata_fast_patterns_match_their_definitions() -> None:
+    from nlp.extract import metadata
+
+    # The language tokenizer: same single characters as the re.I definition, all code points.
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        c = chr(code)
+        assert bool(metadata._TOKEN.fullmatch(c)) == bool(metadata._TOKEN_I.fullmatch(c)), hex(code)
+    # The document-type rules on lower-cased text, with and without re.I.
+    heads = ["extrait du registre des délibérations du conseil municipal", "procès-verbal de la séance",
+             "schéma directeur et feuille de route", "rapport d'activité annuel", "pv cm", "ſtratégie ıci"]
+    for kind, rules in metadata._TYPE_RULES_LOWER.items():
+        for lower_rx, rx, _ in rules:
+            for head in heads[:-1]:
+                assert lower_rx.findall(head) == rx.findall(head), (kind, rx.pattern, head)
+    assert metadata.classify_document("", "", heads[-1], False) == metadata.classify_document("", "", heads[-1].upper(), False)
+
+
