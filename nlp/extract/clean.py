@@ -31,125 +31,17 @@ from __future__ import annotations
 
 import re
 import statistics
-import unicodedata
 from collections import Counter
+from collections.abc import Container
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from nlp.extract.engines import Fragment, RawLine, RawPage
+from nlp.extract.normalize import (  # noqa: F401 - STAMP_RE: imported from here by bench/extract_quality.py
+    STAMP_RE, normalize_page, normalize_text, repair_doubled_glyphs, stamp_candidates, strip_stamps,
+)
 
 CLEANING_VERSION = "5"
-
-# --- character level ----------------------------------------------------------------------
-# Compatibility characters folded with NFKC (the rest of the text only gets NFC, which keeps
-# "²", "º", "…" as they are): ligatures ﬁ ﬂ ﬀ ﬃ ﬄ ﬅ ﬆ, mathematical alphanumerics (𝑝𝑟𝑜𝑓𝑜𝑛𝑑𝑒𝑢𝑟
-# in Word equations), full-width forms, typographic spaces, modifier letters used as
-# superscripts (1ᵉʳ).
-_COMPAT_RE = re.compile(
-    "[\ufb00-\ufb06\U0001d400-\U0001d7ff\uff01-\uff5e\u2000-\u200a\u1d2c-\u1d6a\u02b0-\u02b8]"
-)
-# Invisible characters dropped, odd spaces made plain, in one table.
-_TRANSLATE = {**dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None),
-              **dict.fromkeys(map(ord, "\u00a0\u202f\u2007\t"), " ")}
-# Private-use and control characters from symbol fonts are bullets in practice.
-_BULLET_CHARS = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\uf000-\uf0ff\u25aa\u25cf\u25a0\u2022\u2023\u2043\u25e6\u2219\u27a2\u2713\u2714]")
-
-
-def normalize_text(text: str) -> str:
-    """NFC, compatibility characters folded, invisible characters dropped, bullets unified."""
-    if not text.isascii():
-        text = _COMPAT_RE.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
-        text = text.translate(_TRANSLATE)
-        text = unicodedata.normalize("NFC", text)
-    else:
-        text = text.replace("\t", " ")
-    text = _BULLET_CHARS.sub("•", text)
-    return _MULTI_SPACE.sub(" ", text).strip()
-
-
-_WORD = re.compile(r"\S+")
-_MULTI_SPACE = re.compile(r" {2,}")
-_DOUBLED_HINT = re.compile(r"(\S)\1(\S)\2")
-
-
-def _is_doubled(word: str) -> bool:
-    return len(word) >= 2 and len(word) % 2 == 0 and word[0::2] == word[1::2]
-
-
-def repair_doubled_glyphs(line: str) -> str:
-    """Undo overprinted (fake-bold) text extracted twice: "AAccccuusséé ddee" -> "Accusé de".
-
-    Decided per line: when most words of two characters or more have every character doubled,
-    each doubled word is halved. A lone word needs six characters ("ccoouurrss") so that
-    ordinary words ("coco", "elle") are never touched.
-    """
-    if not _DOUBLED_HINT.search(line):  # fast path: no "aabb" run anywhere
-        return line
-    words = _WORD.findall(line)
-    if not words:
-        return line
-    long_words = [w for w in words if len(w) >= 2]
-    doubled = [w for w in long_words if _is_doubled(w)]
-    if long_words and len(doubled) >= max(2, 0.6 * len(long_words)):
-        return _WORD.sub(lambda m: m.group(0)[0::2] if _is_doubled(m.group(0)) else m.group(0), line)
-    if any(len(w) >= 6 for w in doubled):
-        return _WORD.sub(
-            lambda m: m.group(0)[0::2] if len(m.group(0)) >= 6 and _is_doubled(m.group(0)) else m.group(0),
-            line,
-        )
-    return line
-
-
-# --- noise patterns -----------------------------------------------------------------------
-def _loose(phrase: str) -> str:
-    # pdfminer sometimes cuts a word of a stamp ("Ac te", "R éception"): allow one space
-    # between any two letters of a stamp phrase.
-    out = []
-    for c in phrase:
-        if c == " ":
-            out.append(r"\s*")
-        elif c in "eéèê":
-            out.append(r"[eéèê]\s?")
-        else:
-            out.append(re.escape(c) + r"\s?")
-    return "".join(out)
-
-
-_STAMP_PHRASES = [
-    "accusé de réception", "ministère de l'intérieur", "acte certifié exécutoire",
-    "envoi préfecture", "réception en préfecture", "réception par le préfet",
-    "date de télétransmission", "date de réception préfecture", "affiché le",
-]
-STAMP_RE = re.compile(
-    "|".join(_loose(p).replace("'", ".") for p in _STAMP_PHRASES)
-    + r"|\b\d\s?\d{2}-\d{9}-[\d/]{8,9}-[\w.-]+-(?:DE|AR|AI|CC|BF|AU)\b"
-    + r"|\bID\s*:\s*\d{3}-\d{9}"
-    + r"|^\s*en\s+pr[ée]fecture\b",  # the second line of a two-line "Date de réception" label
-    re.I,
-)
-# Cheap pre-filter: every stamp pattern holds one of these intact, even when pdfminer cuts
-# a word of it ("Ac te Certifié", "R éception en Préfecture").
-_STAMP_HINT = re.compile(r"accus|minist|certifi|pr[ée]fe|transmission|affich|\d{9}|ID\s*:", re.I)
-# What is left of a fragment once its stamp phrases are gone, when it was all stamp.
-_STAMP_REST = re.compile(r"^[\s:;,.–—\-/\d]*$")
-
-
-def strip_stamps(text: str) -> tuple[str, bool]:
-    """Remove prefecture-stamp phrases and act ids from a fragment.
-
-    Output: the remaining text ("" when the fragment was only stamp, dates included) and
-    whether anything was removed.
-    """
-    if not _STAMP_HINT.search(text) or not STAMP_RE.search(text):
-        return text, False
-    rest = STAMP_RE.sub(" ", text)
-    rest = STAMP_RE.sub(" ", rest.strip())  # what the first pass uncovered at the start
-    if _STAMP_REST.match(rest):
-        return "", True
-    # Dates right after a stamp label ("Envoi Préfecture : 26/05/2014") go with it.
-    rest = re.sub(r"^\s*:?\s*\d{1,2}/\d{1,2}/\d{2,4}", " ", rest)
-    rest = re.sub(r"\s*:\s*\d{1,2}/\d{1,2}/\d{2,4}", " ", rest)
-    return re.sub(r"\s{2,}", " ", rest).strip(" –-"), True
-
 
 PAGE_NUMBER_RE = re.compile(
     r"^\s*[-–—]?\s*(?:page|p\.)?\s*\d{1,4}\s*(?:(?:/|sur|of)\s*\d{1,4})?\s*[-–—]?\s*$", re.I
@@ -164,6 +56,12 @@ _LABEL_STARTS = {"Le", "La", "Les", "Il", "Elle", "Monsieur", "Madame", "Absents
                  "Présents", "Excusés", "Étaient", "Etaient", "Pouvoirs", "Objet", "Ordre", "Vote"}
 _LONE_BULLET = re.compile(r"^(?:[•\-–—*►▪➢→o]|\d{1,2}[.)°]|[a-z][.)]|[IVX]{1,4}[.)])$")
 _SENTENCE_END = re.compile(r"[.:;!?»\"”)]$")
+_SENTENCE_END_CHARS = frozenset(".:;!?»\"”)")
+
+
+def _ends_sentence(text: str) -> bool:
+    """``_SENTENCE_END.search(text)`` without scanning the line (lines hold no line break)."""
+    return bool(text) and text[-1] in _SENTENCE_END_CHARS
 
 
 @dataclass
@@ -189,28 +87,54 @@ _Line = Fragment
 # --- page layout --------------------------------------------------------------------------
 def _fragment_lines(page: RawPage, removed: Counter) -> list[RawLine]:
     """Normalise and repair every fragment; drop stamps and empty fragments."""
+    texts = normalize_page([f.text for line in page.lines for f in line.fragments])
+    stamps = stamp_candidates(texts)
     out = []
+    k = 0
+    single = RawLine.single
     for line in page.lines:
-        frags = []
-        for f in line.fragments:
-            text = repair_doubled_glyphs(normalize_text(f.text))
+        if len(line.fragments) == 1:  # most lines: the same steps, without the lists
+            f = line.fragments[0]
+            text = texts[k]
+            check = k in stamps
+            k += 1
             if not text:
                 continue
-            text, stamped = strip_stamps(text)
-            if stamped:
-                removed["stamp"] += 1
-                if not text:
-                    continue
-            frags.append(Fragment(text, f.x0, f.top, f.x1, f.bottom))
-        # A bullet set apart from its item by a tab is part of the item, not a cell.
-        merged: list[Fragment] = []
-        for f in frags:
-            if merged and _LONE_BULLET.match(merged[-1].text):
-                b = merged.pop()
-                f = Fragment(f"{b.text} {f.text}", b.x0, min(b.top, f.top), f.x1, max(b.bottom, f.bottom))
-            merged.append(f)
-        if merged:
-            out.append(RawLine(merged))
+            if check:
+                text, stamped = strip_stamps(text)
+                if stamped:
+                    removed["stamp"] += 1
+                    if not text:
+                        continue
+            out.append(line if text == f.text else single(Fragment(text, f.x0, f.top, f.x1, f.bottom)))
+            continue
+        frags = []
+        for f in line.fragments:
+            text = texts[k]
+            check = k in stamps
+            k += 1
+            if not text:
+                continue
+            if check:
+                text, stamped = strip_stamps(text)
+                if stamped:
+                    removed["stamp"] += 1
+                    if not text:
+                        continue
+            frags.append(f if text == f.text else Fragment(text, f.x0, f.top, f.x1, f.bottom))
+        if not frags:
+            continue
+        if len(frags) > 1:
+            # A bullet set apart from its item by a tab is part of the item, not a cell.
+            merged: list[Fragment] = []
+            for f in frags:
+                if merged and _LONE_BULLET.match(merged[-1].text):
+                    b = merged.pop()
+                    f = Fragment(f"{b.text} {f.text}", b.x0, min(b.top, f.top), f.x1, max(b.bottom, f.bottom))
+                merged.append(f)
+            frags = merged
+        out.append(line if len(frags) == len(line.fragments) and all(
+            a is b for a, b in zip(frags, line.fragments)) else RawLine(frags))
     return out
 
 
@@ -259,6 +183,8 @@ def _split_tables(lines: list[RawLine], removed: Counter) -> tuple[list[RawLine]
     A short single-fragment line between two table rows is the continuation of a cell that
     wraps (``PS – EELV –`` / ``Progressistes et apparentés``): it joins the cell above it.
     """
+    if all(len(ln.fragments) == 1 for ln in lines):  # no row of cells on the page
+        return list(lines), []
     kinds = []
     for ln in lines:
         if _is_table_row(ln):
@@ -349,8 +275,25 @@ _WHITE = re.compile(r"\s+")
 _VOCAB_WORD = re.compile(r"\w+(?:-\w+)*")
 
 
+@lru_cache(maxsize=1 << 16)  # asked twice per edge line (collected, then checked)
 def _noise_key(text: str) -> str:
     return _WHITE.sub(" ", _DIGITS.sub("#", text.lower())).strip()
+
+
+class _Vocabulary:
+    """The lower-cased words (hyphenated ones whole) of a document's lines, built on the first
+    question: most documents never ask (see :func:`join_hyphenated`)."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self._texts = texts
+        self._words: set[str] | None = None
+
+    def __contains__(self, word: object) -> bool:
+        if self._words is None:
+            # One pass over the joined lines finds the same words as one per line: a word
+            # never spans the line break.
+            self._words = set(map(str.lower, _VOCAB_WORD.findall("\n".join(self._texts))))
+        return word in self._words
 
 
 # --- hyphenation and paragraphs -----------------------------------------------------------
@@ -372,7 +315,7 @@ _HYPHEN_KEEP_FIRST = {
 }
 
 
-def join_hyphenated(first: str, second: str, vocabulary: set[str] | None = None) -> str:
+def join_hyphenated(first: str, second: str, vocabulary: Container[str] | None = None) -> str:
     """Join a line ending with a hyphen to the next line.
 
     ``numé-`` + ``rique`` -> ``numérique``; a capitalised second half (``Saint-`` +
@@ -396,7 +339,7 @@ def join_hyphenated(first: str, second: str, vocabulary: set[str] | None = None)
     return first + second if keep else head + second
 
 
-def _paragraphs(lines: list[_Line], vocabulary: set[str]) -> list[str]:
+def _paragraphs(lines: list[_Line], vocabulary: Container[str]) -> list[str]:
     """Rebuild paragraphs from lines using geometry and punctuation."""
     if not lines:
         return []
@@ -430,7 +373,7 @@ def _paragraphs(lines: list[_Line], vocabulary: set[str]) -> list[str]:
             # "Le Président décide :"), whatever precedes it.
             brk = bool(_BULLET_START.match(text)) or (
                 len(text) <= 45 and text.endswith(":")
-                and (_SENTENCE_END.search(prev.text) is not None
+                and (_ends_sentence(prev.text)
                      or text.split(" ", 1)[0] in _LABEL_STARTS)
             )
             if has_geometry and not brk:
@@ -439,13 +382,13 @@ def _paragraphs(lines: list[_Line], vocabulary: set[str]) -> list[str]:
                 brk = (
                     gap > gap_med + 0.7 * h_med          # a blank line between blocks
                     or gap < -2 * h_med                  # jumped back up: a new column or block
-                    or (short_prev and _SENTENCE_END.search(prev.text) is not None)
+                    or (short_prev and _ends_sentence(prev.text))
                     or (short_prev and text[:1].isupper() and not prev.text.endswith(","))
                     or (ln.x0 > left + 2 * h_med and prev.x0 <= left + h_med
-                        and text[:1].isupper() and _SENTENCE_END.search(prev.text) is not None)
+                        and text[:1].isupper() and _ends_sentence(prev.text))
                 )
             elif not brk:
-                brk = bool(_SENTENCE_END.search(prev.text)) and len(prev.text) < 60
+                brk = _ends_sentence(prev.text) and len(prev.text) < 60
         if brk:
             paragraphs.append(current)
             current = text
@@ -454,7 +397,10 @@ def _paragraphs(lines: list[_Line], vocabulary: set[str]) -> list[str]:
         else:
             current = f"{current} {text}"
     paragraphs.append(current)
-    return [re.sub(r"\s+", " ", p).strip() for p in paragraphs if p.strip()]
+    # Lines are normalised: a paragraph whose characters are all printable and holds no
+    # double space has nothing for the whitespace pattern to change.
+    return [(p if p.isprintable() and "  " not in p else _WHITE.sub(" ", p)).strip()
+            for p in paragraphs if p.strip()]
 
 
 # --- document level -----------------------------------------------------------------------
@@ -517,10 +463,7 @@ def clean_pages(pages: list[RawPage]) -> list[CleanPage]:
         prose, tables = _split_tables(body, removed)
         laid_out.append((page, _reading_order(prose, page.width), [*page.tables, *tables], removed))
 
-    vocabulary = {
-        w.lower()
-        for _, flat, _, _ in laid_out for ln in flat for w in _VOCAB_WORD.findall(ln.text)
-    }
+    vocabulary = _Vocabulary([ln.text for _, flat, _, _ in laid_out for ln in flat])
     return [
         CleanPage(
             number=page.number,

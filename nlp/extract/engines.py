@@ -39,7 +39,7 @@ class ExtractFailure(Exception):
         self.message = message
 
 
-@dataclass
+@dataclass(slots=True)
 class Fragment:
     """A run of text on one visual line; coordinates in points from the top-left corner."""
 
@@ -56,33 +56,36 @@ class Fragment:
 
 @dataclass
 class RawLine:
-    """One visual line: its fragments from left to right (usually one)."""
+    """One visual line: its fragments from left to right (usually one). Its text and box are
+    computed once, when it is built (cleaning asks for them many times): do not change the
+    fragment list afterwards."""
 
     fragments: list[Fragment]
 
-    @property
-    def text(self) -> str:
-        return " ".join(f.text for f in self.fragments)
-
-    @property
-    def x0(self) -> float:
-        return min(f.x0 for f in self.fragments)
-
-    @property
-    def x1(self) -> float:
-        return max(f.x1 for f in self.fragments)
-
-    @property
-    def top(self) -> float:
-        return min(f.top for f in self.fragments)
-
-    @property
-    def bottom(self) -> float:
-        return max(f.bottom for f in self.fragments)
+    def __post_init__(self) -> None:
+        frags = self.fragments
+        if len(frags) == 1:
+            f = frags[0]
+            self.text, self.x0, self.top, self.x1, self.bottom = f.text, f.x0, f.top, f.x1, f.bottom
+        else:
+            self.text = " ".join(f.text for f in frags)
+            self.x0 = min(f.x0 for f in frags)
+            self.top = min(f.top for f in frags)
+            self.x1 = max(f.x1 for f in frags)
+            self.bottom = max(f.bottom for f in frags)
 
     @property
     def height(self) -> float:
         return max(self.bottom - self.top, 1.0)
+
+    @classmethod
+    def single(cls, frag: Fragment) -> "RawLine":
+        """The line of one fragment, built without the dataclass machinery (engines build
+        thousands per document)."""
+        line = cls.__new__(cls)
+        line.fragments = [frag]
+        line.text, line.x0, line.top, line.x1, line.bottom = frag.text, frag.x0, frag.top, frag.x1, frag.bottom
+        return line
 
 
 @dataclass
@@ -281,7 +284,7 @@ def _pdfium_page(textpage, number: int, width: float, height: float) -> RawPage:
     typical = ratios[len(ratios) // 2] if ratios else 0.5
     for frag, first, h in pending:
         if " " not in frag.text:
-            page.lines.append(RawLine([frag]))
+            page.lines.append(RawLine.single(frag))
             continue
         # Spaces PDFium generated (between two text objects: columns, cells) are always
         # checked; typed spaces only in lines wider than their characters would fill.

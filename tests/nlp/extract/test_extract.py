@@ -11,7 +11,7 @@ import pytest
 
 from nlp.errors import BarometreError
 from nlp.extract import ExtractSettings, extract_file, run_extract, text_command
-from nlp.extract import clean
+from nlp.extract import clean, normalize
 from nlp.extract.clean import join_hyphenated, normalize_text, repair_doubled_glyphs
 from nlp.extract.metadata import classify_document, document_metadata, detect_language, find_date, find_deliberation
 
@@ -314,3 +314,61 @@ def test_text_command(pdfs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(BarometreError, match="pdf-encrypted"):
         text_command(pdfs["bad"]["encrypted"])
     assert json.loads(text_command(pdfs["bad"]["encrypted"], as_json=True))["status"] == "pdf-encrypted"
+
+
+# --- the fast paths of cleaning give what the plain definitions give ---------------------------
+def _reference_normalize(text: str) -> str:
+    """normalize_text as first written: one pattern or table per step, per fragment."""
+    import re
+    import unicodedata
+
+    compat = re.compile("[\ufb00-\ufb06\U0001d400-\U0001d7ff\uff01-\uff5e\u2000-\u200a\u1d2c-\u1d6a\u02b0-\u02b8]")
+    table = {**dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None),
+             **dict.fromkeys(map(ord, "\u00a0\u202f\u2007\t"), " ")}
+    bullets = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\uf000-\uf0ff\u25aa\u25cf\u25a0\u2022\u2023\u2043\u25e6\u2219\u27a2\u2713\u2714]")
+    if not text.isascii():
+        text = compat.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
+        text = text.translate(table)
+        text = unicodedata.normalize("NFC", text)
+    else:
+        text = text.replace("\t", " ")
+    text = bullets.sub("•", text)
+    return re.sub(r" {2,}", " ", text).strip()
+
+
+def test_page_level_cleaning_equals_the_per_fragment_definition() -> None:
+    import random
+
+    alphabet = list("aé e\u0301É\t  \u00a0\u202f\u2007\u00ad\u200b\ufeff\u2022\x01\x0b\uf0b7\ufb01"
+                    "\U0001d45d\uff21\u2003\u1d49\u02b3AaCcİıſK0123456789:;ID-") + [
+        "accusé", "Préfecture", "ID :", "123456789", "AAccccuusséé ddee", "minisTère", "affiché"]
+    rng = random.Random(7)
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert normalize_text(text) == _reference_normalize(text), repr(text)
+        texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 15))) for _ in range(rng.randint(1, 6))]
+        got = normalize.normalize_page(texts)
+        assert got == [repair_doubled_glyphs(_reference_normalize(t)) for t in texts], texts
+        candidates = normalize.stamp_candidates(got)
+        assert {k for k, t in enumerate(got) if normalize._STAMP_HINT.search(t)} <= candidates, got
+
+
+def test_metadata_fast_patterns_match_their_definitions() -> None:
+    from nlp.extract import metadata
+
+    # The language tokenizer: same single characters as the re.I definition, all code points.
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        c = chr(code)
+        assert bool(metadata._TOKEN.fullmatch(c)) == bool(metadata._TOKEN_I.fullmatch(c)), hex(code)
+    # The document-type rules on lower-cased text, with and without re.I.
+    heads = ["extrait du registre des délibérations du conseil municipal", "procès-verbal de la séance",
+             "schéma directeur et feuille de route", "rapport d'activité annuel", "pv cm", "ſtratégie ıci"]
+    for kind, rules in metadata._TYPE_RULES_LOWER.items():
+        for lower_rx, rx, _ in rules:
+            for head in heads[:-1]:
+                assert lower_rx.findall(head) == rx.findall(head), (kind, rx.pattern, head)
+    assert metadata.classify_document("", "", heads[-1], False) == metadata.classify_document("", "", heads[-1].upper(), False)
+
+
