@@ -322,6 +322,7 @@ def map_partitions(fn: Callable[..., Any], parts: Sequence[list[Any]], *args: An
                 raise BarometreError(f"compute: partition {i} of {name} failed after retries: "
                                      f"{type(exc).__name__}: {exc}") from exc
             delivered.add(i)
+            log.debug("%s: partition %d done on %s", name, i, worker)
             fut.release()  # nothing left on the cluster for it to lose
             yield PartitionResult(i, value, worker)
     finally:

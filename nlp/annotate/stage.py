@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,32 +149,16 @@ def annotate_document(detector: Any, extraction: Extraction) -> dict[str, Any]:
 
 
 # -- the stage -------------------------------------------------------------------------
-# One detector per worker process, keyed by everything it is built from (the cache key, the
-# lexicon folder, the settings): a Dask worker runs many partitions and loading spaCy for each
-# would cost seconds. The key makes it a pure cache: it never changes a result.
-_DETECTORS: dict[tuple[str, str, AnnotateSettings], Any] = {}
-
-
-def _worker_detector(lexicon_dir: str, settings: AnnotateSettings) -> Any:
-    key = (cache_key(Path(lexicon_dir), settings), str(lexicon_dir), settings)
-    if key not in _DETECTORS:
-        _DETECTORS.clear()  # one at a time: a new lexicon or model replaces the old one
-        _DETECTORS[key] = build_detector(Path(lexicon_dir), settings)
-    return _DETECTORS[key]
-
-
-def annotate_partition(items: list[tuple[str, str, str]], corpus_root: str, lexicon_dir: str,
-                       settings: AnnotateSettings, detector: Any = None) -> list[str]:
+def annotate_partition(items: list[tuple[str, str, str]], corpus_root: str, detector: Any) -> list[str]:
     """Annotate a partition of documents: the unit of work the compute layer schedules.
 
     Input: (document id, extraction ``text_path`` in the corpus, cache file) per document,
-    the corpus and lexicon folders (shared storage), the settings, and the detector when the
-    caller has one (in process; a worker builds its own once). Output: each document's
-    result written to its cache file (atomically; its name is the document and extraction
-    key, so a partition run twice writes the same file); the ids done are returned, and the
-    client reads the results from the cache like those of earlier runs.
+    the corpus folder (shared storage) and the detector (on a cluster, the result of one
+    task that Dask hands to every worker: built once, never per partition). Output: each
+    document's result written to its cache file (atomically; its name is the document and
+    extraction key, so a partition run twice writes the same file); the ids done are
+    returned, and the client reads the results from the cache like those of earlier runs.
     """
-    detector = detector if detector is not None else _worker_detector(lexicon_dir, settings)
     done = []
     for doc_id, text_path, cache in items:
         result = annotate_document(detector, read_extraction_file(Path(corpus_root), text_path))
@@ -267,12 +252,16 @@ def _compute(store: CorpusStore, todo: list[tuple[str, Path, dict[str, Any]]], l
         with client_for(compute, len(items)) as client:
             if client is None:
                 parts = partition(items, max(1, settings.batch_size))
-                extra = {"detector": build_detector(lexicon_dir, settings)}
+                detector: Any = build_detector(lexicon_dir, settings)
             else:
                 parts = partition(items, partition_size(compute, len(items), n_workers(client)))
-                extra = {}
-            for result in map_partitions(annotate_partition, parts, str(store.root), str(lexicon_dir), settings,
-                                         client=client, retries=compute.retries, name="annotate", **extra):
+                # One task builds the detector (a spaCy model load); the workers that need it
+                # fetch its result (a pickled annotator rebuilds without the model). A task,
+                # not scattered data: if its holder dies, Dask recomputes it.
+                detector = client.submit(build_detector, Path(lexicon_dir), settings, pure=False,
+                                         key=f"annotate-detector-{uuid.uuid4().hex[:10]}")
+            for result in map_partitions(annotate_partition, parts, str(store.root), detector,
+                                         client=client, retries=compute.retries, name="annotate"):
                 bar.update(len(result.value))
                 yield from result.value
     finally:
