@@ -264,12 +264,13 @@ def partition_size(settings: ComputeSettings, n_items: int, n_workers: int) -> i
 
 
 def n_workers(client: Any) -> int:
-    """Worker processes the client's cluster has now (at least 1: an adaptive cluster may
-    have none yet)."""
+    """Worker threads the client's cluster has now (one per process as barometre runs them;
+    at least 1: an adaptive cluster may have none yet)."""
     if client is None:
         return 1
     try:
-        return max(1, len(client.scheduler_info()["workers"]))
+        # nthreads() lists every worker (scheduler_info() reports only the first few).
+        return max(1, sum(client.nthreads().values()))
     except Exception:  # pragma: no cover - a scheduler that does not answer: keep going
         return 1
 
