@@ -137,7 +137,23 @@ def main(argv: list[str] | None = None) -> int:
         n = f"{num:8.3f}" if num is not None else f"{'-':>8}"
         print(f"{name:32} {procs:5d} {sec:7.2f} {wps:9,.0f} {c} {ratio:7.1f} {m} {n}")
     print("x full: words per CPU-second (per process for the parallel row) over the full pipeline's")
+    print_length_scaling(detector, " ".join(base))
     return 0
+
+
+def print_length_scaling(detector: ThemeDetector, text: str, sizes: tuple[int, ...] = (50_000, 200_000, 800_000)
+                         ) -> None:
+    """Issue 13.5: annotation time linear in text length. One text of each size (cut from the
+    corpus joined end to end), characters per CPU-second: flat when linear (issue 13 measured
+    26 s for 500 KB and 162 s for 2 MB through ``themes``: superlinear)."""
+    while len(text) < max(sizes):
+        text += " " + text
+    print("\none text of n characters through the detector (linear: the rate stays flat)")
+    for size in sizes:
+        cpu = time.process_time()
+        list(detector.detect([text[:size]]))
+        seconds = time.process_time() - cpu
+        print(f"{size:>9,} chars {seconds:7.2f} cpu-s {size / seconds:10,.0f} chars/cpu-s")
 
 
 if __name__ == "__main__":

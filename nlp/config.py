@@ -11,18 +11,17 @@ from __future__ import annotations
 import copy
 import os
 import re
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
-from nlp.errors import ConfigError
+from nlp.errors import BarometreError, ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REGISTRY = REPO_ROOT / "crawler" / "metropoles.yaml"
 DEFAULT_LEXICONS = REPO_ROOT / "lexicons"
-DEFAULT_WEIGHTS = REPO_ROOT / "nlp" / "maturity_weights.yaml"
 
 
 def shared_data_dir() -> Path:
@@ -124,7 +123,7 @@ def _validate_extract(section: Mapping[str, Any], origin: str) -> dict[str, Any]
     for key, value in section.items():
         problem = extract_value_problem(str(key), value)
         if problem:
-            raise ConfigError(f"{origin}: setting 'extract.{key}': {problem} (got {value!r})")
+            raise ConfigError(f"{origin}: setting 'extract.{_cut(key)}': {problem} (got {_short(value)})")
     return dict(section)
 
 
@@ -166,7 +165,7 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
                 return _validate_extract(value, origin)
             return dict(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{origin}: setting '{key}': {exc} (got {value!r})") from None
+        raise ConfigError(f"{origin}: setting '{_cut(key)}': {exc} (got {_short(value)})") from None
     return value
 
 
@@ -179,7 +178,7 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> None:
             continue
         if key not in known:
             raise ConfigError(
-                f"{origin}: unknown setting '{key}' (known: {', '.join(sorted(known - {'config_file'}))})"
+                f"{origin}: unknown setting '{_cut(key)}' (known: {', '.join(sorted(known - {'config_file'}))})"
             )
         value = _coerce(key, value, origin)
         if key in _SECTION_KEYS:
@@ -191,16 +190,13 @@ def _apply(settings: Settings, values: Mapping[str, Any], origin: str) -> None:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a YAML settings file; a clear :class:`ConfigError` if it is missing or malformed."""
+    from nlp.io import load_yaml
+
+    # With limits: invalid UTF-8, alias bombs, deep nesting and huge numbers are one message.
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        data = load_yaml(Path(path), f"config file {path}") or {}
+    except BarometreError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of settings")
     return data
@@ -233,19 +229,85 @@ def load_settings(
     return settings
 
 
-def build_stage_settings(cls: type, section: Mapping[str, Any], name: str, **extra: Any) -> Any:
+def build_stage_settings(cls: type, section: Mapping[str, Any], name: str, origin: str | Path | None = None,
+                         **extra: Any) -> Any:
     """Instantiate a stage's settings dataclass from its config section, with a clear error
-    for unknown keys. ``extra`` values (from common settings) fill keys the section leaves out."""
+    for unknown keys and for values of the wrong type (a boolean for a number, NaN, infinity,
+    a negative count, a 5,000-digit integer: see :func:`typed_value_problem`). ``extra``
+    values (from common settings) fill keys the section leaves out; ``origin`` (the config
+    file) is named in the message."""
+    where = f"{origin}: " if origin else ""
     allowed = {f.name for f in fields(cls)}
     unknown = sorted(set(section) - allowed)
     if unknown:
         raise ConfigError(
-            f"settings section '{name}': unknown key(s) {', '.join(unknown)} "
+            f"{where}settings section '{name}': unknown key(s) {', '.join(_cut(k) for k in unknown[:5])} "
             f"(known: {', '.join(sorted(allowed))})"
         )
+    hints = typing.get_type_hints(cls)
+    for key, value in section.items():
+        problem = typed_value_problem(hints.get(key), value)
+        if problem:
+            raise ConfigError(f"{where}setting '{name}.{key}': {problem} (got {_short(value)})")
     kwargs = {k: v for k, v in extra.items() if k in allowed}
     kwargs.update(section)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"settings section '{name}': {exc}") from None
+        raise ConfigError(f"{where}settings section '{name}': {exc}") from None
+
+
+# Counts, seeds and sizes in the stage settings are never negative and never this large; a
+# bigger integer is a typo or a hostile file (and slow to print).
+MAX_SETTING_INT = 10**12
+
+
+def typed_value_problem(hint: Any, value: Any) -> str | None:
+    """What is wrong with ``value`` for a setting annotated ``hint`` (None when it is fine or
+    the type is not one checked here). Checked: bool must be a boolean; int a whole number in
+    [0, 10^12]; float a finite number >= 0; ``dict[str, float]`` such numbers; Optional[...]
+    also accepts null. Unions that admit a string are left to the stage."""
+    import math
+
+    args = typing.get_args(hint)
+    if args and type(None) in args:
+        if value is None:
+            return None
+        rest = [a for a in args if a is not type(None)]
+        if str in rest:
+            return None
+        hint = rest[0] if len(rest) == 1 else hint
+    if hint is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be a whole number"
+        return None if 0 <= value <= MAX_SETTING_INT else f"must be between 0 and {MAX_SETTING_INT:,}"
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "must be a number"
+        if isinstance(value, int) and abs(value) > MAX_SETTING_INT:
+            return f"must be at most {MAX_SETTING_INT:,}"
+        return None if math.isfinite(value) and value >= 0 else "must be a finite number >= 0"
+    if typing.get_origin(hint) is dict and typing.get_args(hint)[1:] == (float,):
+        if not isinstance(value, Mapping):
+            return "must be a mapping of names to numbers"
+        for k, v in value.items():
+            problem = typed_value_problem(float, v)
+            if problem:
+                return f"{_cut(k)}: {problem}"
+    return None
+
+
+def _cut(name: Any, limit: int = 60) -> str:
+    """A key as messages show it: cut, so that a hostile key cannot flood the message."""
+    text = str(name)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr of a value, cut: a hostile value must not make the message hundreds of MB long."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return "an integer of more than 30 digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"

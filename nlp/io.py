@@ -576,8 +576,10 @@ def load_yaml(source: Path | str | bytes, name: str | None = None, *, max_bytes:
         raise BarometreError(f"{name}: invalid UTF-8 at line {line} (byte {exc.start}); save the file as UTF-8") from None
     if flow_depth_exceeds(text, MAX_YAML_DEPTH):
         raise BarometreError(f"{name}: YAML nested deeper than {MAX_YAML_DEPTH} levels: refused")
-    loader = _LimitedLoader(text)
+    loader = None
     try:
+        # Inside the try: the reader already refuses control characters when it is built.
+        loader = _LimitedLoader(text)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -588,4 +590,5 @@ def load_yaml(source: Path | str | bytes, name: str | None = None, *, max_bytes:
     except RecursionError:
         raise BarometreError(f"{name}: YAML nested too deeply: refused") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

@@ -143,7 +143,7 @@ def stage_extract(settings: Settings, **overrides: Any) -> dict[str, Any]:
     from nlp.extract import ExtractSettings, run_extract
 
     section = {**settings.extract, **{k: v for k, v in overrides.items() if v is not None}}
-    ext = build_stage_settings(ExtractSettings, section, "extract", workers=settings.workers)
+    ext = build_stage_settings(ExtractSettings, section, "extract", settings.config_file, workers=settings.workers)
     with _timed() as t, _store(settings) as store:
         counts = run_extract(store, ext, metropoles=settings.metropoles or None,
                              progress=settings.progress, compute=compute_settings(settings.compute))
@@ -169,7 +169,7 @@ def stage_annotate(settings: Settings, force: bool | None = None) -> dict[str, A
     section = {k: v for k, v in settings.annotate.items() if k != "model_dir"}
     if force is not None:
         section["force"] = force
-    ann = build_stage_settings(AnnotateSettings, section, "annotate", n_process=settings.workers,
+    ann = build_stage_settings(AnnotateSettings, section, "annotate", settings.config_file, n_process=settings.workers,
                                model_dir=theme_model_dir(settings))
     with _timed() as t, _store(settings) as store:
         counts = run_annotate(store, settings.outputs_dir, settings.lexicons_dir, ann,
@@ -274,7 +274,7 @@ def stage_topics(settings: Settings, **overrides: Any) -> dict[str, Any]:
     from nlp.topics import TopicSettings, read_inputs, run_topics
 
     section = {**settings.topics, **{k: v for k, v in overrides.items() if v is not None}}
-    top = build_stage_settings(TopicSettings, section, "topics", seed=settings.seed)
+    top = build_stage_settings(TopicSettings, section, "topics", settings.config_file, seed=settings.seed)
     with _timed() as t:
         inputs = read_inputs(Path(settings.outputs_dir), settings.metropoles or None)
         summary = run_topics(inputs, Path(settings.outputs_dir), top, progress=settings.progress)
@@ -284,21 +284,41 @@ def stage_topics(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 
 def stage_indicators(settings: Settings, scores: Path | None = None, **overrides: Any) -> dict[str, Any]:
+    """``barometre indicators``: the indicator tables from the annotate stage's tables (and the
+    barometer join when ``scores`` is given). Reuses its previous outputs untouched when its
+    input tables, validation file, scores, settings and code are unchanged (nlp.reuse)."""
     from nlp import indicators as ind
+    from nlp import reuse
 
     section = {**settings.indicators, **{k: v for k, v in overrides.items() if v is not None}}
-    ist = build_stage_settings(ind.IndicatorSettings, section, "indicators", seed=settings.seed,
+    ist = build_stage_settings(ind.IndicatorSettings, section, "indicators", settings.config_file, seed=settings.seed,
                                metropoles=tuple(settings.metropoles) or None)
+    outputs = Path(settings.outputs_dir)
     documents, paragraphs, hits = _annotate_tables(settings, "indicators", "documents", "paragraphs", "hits")
     with _timed() as t:
-        correction = ind.load_correction(Path(settings.outputs_dir), ist)
-        result = ind.compute_indicators(documents, paragraphs, hits, ist, correction)
-        written = ind.write_indicators(result, Path(settings.outputs_dir))
-        summary: dict[str, Any] = {"files": len(written), "metropoles": len(result.metropoles),
-                                   "corrected_from": correction.source if correction else None,
-                                   "warnings": result.warnings}
-        if scores is not None:
-            summary.update(_join(settings, result, Path(scores), ist))
+        tables = outputs / "tables"
+        inputs = [tables / f"{n}.parquet" for n in ("documents", "paragraphs", "hits")]
+        inputs += [Path(ist.validation_path)] if ist.validation_path else [
+            outputs / "validation" / "validation.json", outputs / "validation" / "model_cv.json"]
+        inputs += [Path(scores)] if scores is not None else []
+        key = reuse.stage_key(inputs, {"settings": ist.to_dict(), "scores": str(scores)},
+                              code=[Path(ind.__file__).parent])
+        summary = reuse.reusable(outputs, "indicators", key)
+        if summary is not None:
+            summary["reused"] = True
+        else:
+            reuse.forget(outputs, "indicators")
+            correction = ind.load_correction(outputs, ist)
+            result = ind.compute_indicators(documents, paragraphs, hits, ist, correction)
+            written = ind.write_indicators(result, outputs)
+            summary = {"files": len(written), "metropoles": len(result.metropoles),
+                       "corrected_from": correction.source if correction else None,
+                       "warnings": result.warnings}
+            if scores is not None:
+                joined = _join(settings, result, Path(scores), ist)
+                written += joined.pop("written")
+                summary.update(joined)
+            reuse.record(outputs, "indicators", key, written, summary)
     update_run_info(settings.outputs_dir, "indicators", summary, t["seconds"], settings)
     return summary
 
@@ -313,11 +333,12 @@ def _join(settings: Settings, result: Any, scores: Path, ist: Any) -> dict[str, 
                          "siren": known[m].siren if m in known else None} for m in result.metropoles])
     joined = join_scores(result.tables["indicators_wide"], scores, targets, ist.draws, ist.seed, ist.confidence)
     tables = Path(settings.outputs_dir) / "tables"
+    written: list[Path] = []
     for name, df in (("joined_scores", joined.wide), ("joined_scores_long", joined.long),
                      ("correlations", joined.correlations), ("unmatched_scores", joined.unmatched),
                      ("scores_coverage", joined.coverage)):
-        write_table(df, tables / f"{name}.parquet", csv=True)
-    return {"scores_form": joined.form, "scores_report": joined.report}
+        written += write_table(df, tables / f"{name}.parquet", csv=True)
+    return {"scores_form": joined.form, "scores_report": joined.report, "written": written}
 
 
 def pd_frame(rows: list[dict[str, Any]]) -> Any:
@@ -326,14 +347,44 @@ def pd_frame(rows: list[dict[str, Any]]) -> Any:
     return pd.DataFrame(rows, columns=["slug", "name", "siren"])
 
 
-def stage_report(settings: Settings) -> dict[str, Any]:
-    from nlp.report import build_report
+# run_info.json keys that change on every run without changing what the report says about
+# the data; the report shows those of the run that built it.
+_VOLATILE_RUN_INFO = ("updated_at", "timings", "stages")
 
+
+def stage_report(settings: Settings) -> dict[str, Any]:
+    """``barometre report``: the HTML report from the persisted tables. Reused untouched when
+    every table, figure, validation file and non-volatile part of run_info.json it reads, the
+    display names and the report's code are unchanged (nlp.reuse)."""
+    from nlp import report, reuse
+
+    outputs = Path(settings.outputs_dir)
+    names = registry_names(settings)
     with _timed() as t:
-        path = build_report(Path(settings.outputs_dir), names=registry_names(settings))
-    summary = {"report": str(path)}
+        inputs = [p for folder in ("tables", "topics", "validation") if (outputs / folder).is_dir()
+                  for p in (outputs / folder).iterdir() if p.is_file()]
+        inputs += [outputs / "data_dictionary.md", outputs / "data_dictionary.csv"]
+        info = _stable_run_info(outputs / "run_info.json")
+        key = reuse.stage_key(inputs, {"names": names, "run_info": info}, code=[Path(report.__file__).parent])
+        summary = reuse.reusable(outputs, "report", key)
+        if summary is not None:
+            summary["reused"] = True
+        else:
+            reuse.forget(outputs, "report")
+            path = report.build_report(outputs, names=names)
+            summary = {"report": str(path)}
+            reuse.record(outputs, "report", key, [p for p in (outputs / "report").rglob("*") if p.is_file()],
+                         summary)
     update_run_info(settings.outputs_dir, "report", summary, t["seconds"], settings)
     return summary
+
+
+def _stable_run_info(path: Path) -> Any:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {k: v for k, v in info.items() if k not in _VOLATILE_RUN_INFO} if isinstance(info, dict) else None
 
 
 def run_all(settings: Settings, *, crawl: bool = True, registry: Path | dict | None = None,

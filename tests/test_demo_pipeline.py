@@ -74,18 +74,45 @@ def test_every_demo_metropole_has_its_documents_with_provenance(demo_run: dict) 
     assert missing == [(0,)]
 
 
-def test_designed_contrasts_come_out(demo_run: dict) -> None:
-    from nlp.demo import DESIGNED_LEADERS
-
-    ind = pd.read_csv(demo_run["outputs"] / "tables" / "indicators.csv")
-    measure = "hits_per_10k_words"
-    overall = ind[(ind["measure"] == measure)]
+def _overall(ind: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Rows of one measure over all years and document types."""
+    overall = ind[ind["measure"] == measure]
     for col in ("year", "doc_type"):
         if col in overall.columns:
             overall = overall[overall[col].isna() | (overall[col].astype(str).isin(["all", "", "nan"]))]
+    return overall
+
+
+@pytest.mark.parametrize("measure", ["paragraph_share", "hits_per_10k_words"])
+def test_designed_contrasts_come_out(demo_run: dict, measure: str) -> None:
+    """On the primary measure (share of analysed paragraphs) and on the secondary one."""
+    from nlp.demo import DESIGNED_LEADERS
+
+    overall = _overall(pd.read_csv(demo_run["outputs"] / "tables" / "indicators.csv"), measure)
     for theme, leader in DESIGNED_LEADERS.items():
         sub = overall[overall["theme"] == theme].set_index("metropole")["value"]
         assert sub.idxmax() == leader, f"{theme}: expected {leader} first, got\n{sub.sort_values()}"
+
+
+def test_brumeval_does_not_lead_on_strategy(demo_run: dict) -> None:
+    """Brumeval's strategy vocabulary sits in sentences about its barriers ("pas de feuille de
+    route", "projet abandonné"): they count as barriers, not as strategy (issue 11)."""
+    overall = _overall(pd.read_csv(demo_run["outputs"] / "tables" / "indicators.csv"), "paragraph_share")
+    sub = overall[overall["theme"] == "strategie"].set_index("metropole")["value"]
+    assert sub.idxmax() != "brumeval", sub.sort_values()
+
+
+def test_counted_hits_come_from_digital_contexts(demo_run: dict) -> None:
+    """Aubeclair's partnerships and every internal-barrier hit outside Brumeval that counts
+    come from a digital context; out-of-context hits stay in the table, flagged, not counted."""
+    hits = pd.read_parquet(demo_run["outputs"] / "tables" / "hits.parquet")
+    counted = hits[hits["count_theme"]]
+    chosen = counted[((counted["metropole"] == "aubeclair") & (counted["theme"] == "partenariats"))
+                     | ((counted["metropole"] != "brumeval") & (counted["theme"] == "frein_interne"))]
+    assert len(chosen) > 0
+    assert chosen["digital_context"].all(), chosen[["metropole", "theme", "sentence"]].to_string()
+    out_of_context = hits[~hits["digital_context"].astype(bool)]
+    assert not out_of_context["count_theme"].any()
 
 
 def test_second_run_downloads_and_extracts_nothing_again(demo_run: dict) -> None:

@@ -231,11 +231,16 @@ class _Pool:
             for i, w in enumerate(workers):
                 if w.task is None and queue:
                     doc_id, path, hints, key = queue.pop()
+                    # The idle worker's own resident size is the document's baseline: a forked
+                    # child maps fewer pages than its parent (file-backed pages are faulted in
+                    # lazily), so the parent's size would hide the document's growth.
+                    w.base_rss = rss_bytes(w.pid) or w.base_rss
                     try:
                         w.conn.send((doc_id, path, hints))
                     except (BrokenPipeError, OSError):
                         w.kill()
                         w = self._replace(i)
+                        w.base_rss = rss_bytes(w.pid) or w.base_rss
                         w.conn.send((doc_id, path, hints))
                     w.task = (doc_id, key)
                     w.started = time.monotonic()

@@ -13,7 +13,10 @@
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,8 @@ class Output:
 
     outputs_dir: Path
     written: set[Path] = field(default_factory=set)
+    _keys: dict[str, str] | None = None  # figure keys of the previous build (read on first use)
+    _new_keys: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def report_dir(self) -> Path:
@@ -66,13 +71,25 @@ class Output:
         path = self.outputs_dir / "tables" / f"{table}.csv"
         return {"href": f"../tables/{table}.csv", "label": f"tables/{table}.csv"} if path.is_file() else None
 
-    def png(self, name: str, fig: Any) -> tuple[str, str]:
-        """Save a figure as ``plots/<name>.png``; return (base64 data, relative link)."""
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        data = buf.getvalue()
+    def png(self, name: str, fig: Any, key: str | None = None) -> tuple[str, str]:
+        """Save a figure (a matplotlib Figure, or a function that draws it) as
+        ``plots/<name>.png``; return (base64 data, relative link).
+
+        ``key``: what the figure shows (see :meth:`Context.figure`). When the PNG of an earlier
+        build was drawn from the same key it is kept as it is: drawing is most of the report's
+        time, and the same key draws the same picture."""
         path = self.plots_dir / f"{_safe_name(name)}.png"
-        atomic_write(path, data)
+        if self._keys is None:
+            self._keys = _read_keys(self.plots_dir / FIGURE_KEYS)
+        data = path.read_bytes() if key is not None and path.is_file() else b""
+        if not (data and self._keys.get(path.name) == f"{key}:{hashlib.sha256(data).hexdigest()}"):
+            if callable(fig) and not hasattr(fig, "savefig"):
+                fig = fig()
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=100)
+            data = buf.getvalue()
+            atomic_write(path, data)
+        self._new_keys[path.name] = f"{key}:{hashlib.sha256(data).hexdigest()}" if key else None
         self.written.add(path)
         return base64.b64encode(data).decode("ascii"), f"../plots/{path.name}"
 
@@ -83,7 +100,11 @@ class Output:
         return out
 
     def prune(self) -> list[Path]:
-        """Remove CSVs and PNGs of earlier builds that this build did not write."""
+        """Remove CSVs and PNGs of earlier builds that this build did not write, and record
+        the keys of this build's figures."""
+        keys = {k: v for k, v in self._new_keys.items() if v is not None}
+        if keys or (self.plots_dir / FIGURE_KEYS).exists():
+            atomic_write(self.plots_dir / FIGURE_KEYS, json.dumps(keys, indent=0, sort_keys=True))
         removed = []
         for folder, pattern in ((self.data_dir, "*.csv"), (self.plots_dir, "*.png")):
             if folder.is_dir():
@@ -92,6 +113,33 @@ class Output:
                         path.unlink(missing_ok=True)
                         removed.append(path)
         return removed
+
+
+FIGURE_KEYS = ".figure_keys.json"
+
+
+def _read_keys(path: Path) -> dict[str, str]:
+    try:
+        keys = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return keys if isinstance(keys, dict) else {}
+
+
+def figure_key(*parts: Any, data: pd.DataFrame) -> str:
+    """sha256 over the report's code, ``parts`` (name, title, display names…) and the data a
+    figure shows (its CSV), the inputs of its drawing."""
+    h = hashlib.sha256(_code_digest().encode())
+    h.update(json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False).encode())
+    h.update(_csv_ready(data).to_csv(index=False).encode())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    from nlp.reuse import code_digest
+
+    return code_digest(Path(__file__).parent)
 
 
 def _safe_name(name: str) -> str:
@@ -152,8 +200,12 @@ class Context:
 
     def figure(self, name: str, fig: Any, data: pd.DataFrame, title: str, corrected: bool | None,
                sources: Iterable[str] = (), note: str = "") -> dict[str, Any]:
-        """A figure for the template: embedded PNG, its CSV and PNG links, its provenance."""
-        b64, png = self.out.png(name, fig)
+        """A figure for the template: embedded PNG, its CSV and PNG links, its provenance.
+        ``fig``: the Figure, or a function that builds it, called only when the figure's key
+        (its name, title, note, display names and data, and the report's code) differs from
+        the previous build's."""
+        key = figure_key(name, title, note, sorted(self.names.items()), self.metropoles, data=data)
+        b64, png = self.out.png(name, fig, key)
         links = self.out.links(name, data, sources) + [{"href": png, "label": f"{name}.png"}]
         return {"id": f"fig-{name}", "title": title, "data": b64, "links": links, "note": note,
                 "provenance": self.provenance.sentence(corrected)}

@@ -79,13 +79,13 @@ def _overview_figures(ctx: Context, docs: pd.DataFrame) -> list[dict[str, Any]]:
     colors = ["#55a868" if s in OK_STATUSES else "#c44e52" for s in statuses.index]
     return [
         ctx.figure("documents_par_metropole",
-                   plots.stacked_bars(mat, "Documents par métropole et type", "documents", "type"),
+                   lambda: plots.stacked_bars(mat, "Documents par métropole et type", "documents", "type"),
                    by_type, "Documents par métropole et type", None, ["documents"]),
         ctx.figure("documents_par_annee",
-                   plots.bars(per_year, f"Documents par année ({undated} sans date)", "documents"),
+                   lambda: plots.bars(per_year, f"Documents par année ({undated} sans date)", "documents"),
                    per_year.rename_axis("year").reset_index(), "Documents par année", None, ["documents"]),
         ctx.figure("statuts_extraction",
-                   plots.bars(statuses, "Statuts d'extraction", "documents", horizontal=True, colors=colors),
+                   lambda: plots.bars(statuses, "Statuts d'extraction", "documents", horizontal=True, colors=colors),
                    statuses.rename_axis("extraction_status").reset_index(), "Statuts d'extraction", None,
                    ["documents"]),
     ]
@@ -186,7 +186,7 @@ def _topics_per_metropole(ctx: Context, labels: pd.Series) -> dict[str, Any] | N
     piv = t[t["topic"].isin(top)].pivot_table(index="metropole", columns="topic", values="share",
                                               aggfunc="first").fillna(0)
     piv.index, piv.columns = [ctx.name(m) for m in piv.index], _topic_columns(piv.columns, labels)
-    return ctx.figure("themes_latents", plots.heatmap(
+    return ctx.figure("themes_latents", lambda: plots.heatmap(
         100 * piv, "Thèmes latents : part des segments de chaque métropole (%)", "%", lambda v: number(v, 0)),
         per, "Thèmes latents par métropole", None, ["topics_per_metropole"],
         note="Thèmes latents du modèle de sujets, trouvés sans le détecteur de thèmes.")
@@ -200,7 +200,7 @@ def _topic_theme_map(ctx: Context, labels: pd.Series) -> dict[str, Any] | None:
     piv = tm.pivot_table(index="topic", columns="theme", values="share_chunks", aggfunc="first")
     piv = piv.reindex(columns=[t for t in THEMES if t in piv.columns])
     piv.index, piv.columns = _topic_columns(piv.index, labels), [short_theme(t) for t in piv.columns]
-    return ctx.figure("themes_latents_x_themes", plots.heatmap(
+    return ctx.figure("themes_latents_x_themes", lambda: plots.heatmap(
         100 * piv, "Thèmes latents × thèmes : part des segments portant des occurrences du thème (%)", "%",
         lambda v: number(v, 0)), tm, "Thèmes latents et thèmes du lexique", False, ["topic_theme_map"])
 
@@ -248,7 +248,7 @@ def barometer(ctx: Context) -> dict[str, Any] | None:
     if len(corr) and corr["rho"].notna().any():
         piv = corr.pivot_table(index="indicator", columns="score", values="rho", aggfunc="first")
         piv.index = [_indicator_label(i) for i in piv.index]
-        figures.append(ctx.figure("correlations", plots.heatmap(
+        figures.append(ctx.figure("correlations", lambda: plots.heatmap(
             piv, "Corrélations de Spearman : indicateurs × scores du baromètre", "ρ", lambda v: number(v, 2),
             diverging=True, min_width=9), corr, "Corrélations", False, ["correlations"]))
     small = corr[corr["n"] < 8] if len(corr) else corr

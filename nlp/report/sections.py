@@ -88,12 +88,12 @@ def profiles(ctx: Context) -> dict[str, Any]:
     radar = prof.set_index("metropole")[themes]
     radar.index = [ctx.name(m) for m in radar.index]
     radar.columns = [short_theme(t) for t in themes]
-    figures = [ctx.figure("profils_radar", plots.radar(radar, "Profils thématiques (parts des paragraphes "
+    figures = [ctx.figure("profils_radar", lambda: plots.radar(radar, "Profils thématiques (parts des paragraphes "
                                                                "ramenées à une somme de 1)"),
                           prof, "Profils thématiques", False, ["profiles"])]
     link, clus = ctx.inputs["linkage"], ctx.inputs["clusters"]
     labels = [ctx.name(m) for m in clus.sort_values("linkage_index")["metropole"]] if len(clus) else []
-    figures.append(ctx.figure("dendrogramme", plots.dendrogram(
+    figures.append(ctx.figure("dendrogramme", lambda: plots.dendrogram(
         link[["left", "right", "distance", "size"]].to_numpy(float) if len(link) else np.zeros((0, 4)), labels,
         "Classification des profils"), clus, "Classification des profils", False, ["clusters", "linkage"]))
     rows = [[f"Groupe {number(k, 0)}", ", ".join(ctx.name(m) for m in g.sort_values("leaf_order")["metropole"])]
@@ -150,7 +150,7 @@ def rankings(ctx: Context) -> dict[str, Any]:
         data = pd.DataFrame({"label": [_rank_label(ctx, x) for _, x in rt.iterrows()],
                              "value": 100 * rt["value"], "ci_low": 100 * rt["ci_low"], "ci_high": 100 * rt["ci_high"],
                              "muted": ~rt["ranked"].astype(bool)})
-        figures.append(ctx.figure(f"classement_{th}", plots.forest(
+        figures.append(ctx.figure(f"classement_{th}", lambda: plots.forest(
             data, f"Classement : {theme_label(th)}", "part des paragraphes (%)"),
             rt.drop(columns="_o"), f"Classement : {theme_label(th)}", False, ["ranks"]))
     return {"table": table, "figures": figures}
@@ -273,7 +273,7 @@ def _maturity_figures(ctx: Context, mi: pd.DataFrame, probs: pd.DataFrame) -> li
     corrected = ctx.maturity.get("measure") == "paragraph_share_corrected"
     data = pd.DataFrame({"label": [_rank_label(ctx, r) for _, r in mi.iterrows()], "value": mi["maturity_index"],
                          "ci_low": mi["ci_low"], "ci_high": mi["ci_high"], "muted": ~mi["ranked"].astype(bool)})
-    figs = [ctx.figure("indice_maturite", plots.forest(data, "Indice de maturité textuelle", "indice (0–100)"),
+    figs = [ctx.figure("indice_maturite", lambda: plots.forest(data, "Indice de maturité textuelle", "indice (0–100)"),
                        mi, "Indice de maturité textuelle", corrected, ["maturity_index"])]
     comp = ctx.inputs["maturity_components"]
     if len(comp):
@@ -281,13 +281,13 @@ def _maturity_figures(ctx: Context, mi: pd.DataFrame, probs: pd.DataFrame) -> li
         piv = piv.reindex(index=[m for m in mi["metropole"] if m in piv.index],
                           columns=[t for t in DRIVER_THEMES if t in piv.columns])
         piv.index, piv.columns = [ctx.name(m) for m in piv.index], [short_theme(t) for t in piv.columns]
-        figs.append(ctx.figure("indice_composantes", plots.stacked_bars(
+        figs.append(ctx.figure("indice_composantes", lambda: plots.stacked_bars(
             piv, "Composantes de l'indice (points)", "points", "thème moteur"), comp,
             "Composantes de l'indice", corrected, ["maturity_components"]))
     if len(probs):
         pm = probs.reindex(index=[m for m in mi["metropole"] if m in probs.index])
         pm.index, pm.columns = [ctx.name(m) for m in pm.index], [f"rang {int(k)}" for k in pm.columns]
-        figs.append(ctx.figure("indice_probabilites_rang", plots.heatmap(
+        figs.append(ctx.figure("indice_probabilites_rang", lambda: plots.heatmap(
             100 * pm, "Probabilité de chaque rang (tirages bootstrap)", "%", lambda v: number(v, 0)),
             probs.reset_index(), "Probabilités des rangs", corrected, ["maturity_rank_probabilities"]))
     sens = ctx.inputs["sensitivity"]
@@ -296,7 +296,7 @@ def _maturity_figures(ctx: Context, mi: pd.DataFrame, probs: pd.DataFrame) -> li
         piv = piv.reindex(index=list(dict.fromkeys(sens["scenario"])),
                           columns=[m for m in mi["metropole"] if m in piv.columns])
         piv.index, piv.columns = [_scenario_label(s) for s in piv.index], [ctx.name(m) for m in piv.columns]
-        figs.append(ctx.figure("sensibilite", plots.heatmap(piv, "Rang de l'indice selon la variante", "rang", rank),
+        figs.append(ctx.figure("sensibilite", lambda: plots.heatmap(piv, "Rang de l'indice selon la variante", "rang", rank),
                                sens, "Sensibilité du classement", corrected, ["sensitivity"]))
     return figs
 
@@ -326,7 +326,7 @@ def barriers(ctx: Context) -> dict[str, Any]:
         order = [c for c in header[1:] if c in piv.columns]
         piv, small = piv.reindex(columns=order), small.reindex(columns=order).fillna(False).astype(bool)
         piv.index = small.index = [ctx.name(m) for m in piv.index]
-        figures.append(ctx.figure("freins", plots.heatmap(
+        figures.append(ctx.figure("freins", lambda: plots.heatmap(
             100 * piv, "Freins par sous-thème (part des paragraphes, % ; gris : petites cellules)", "%",
             lambda v: number(v, 1), greyed=small), sub.drop(columns="col"), "Freins par sous-thème", False,
             ["subthemes"]))
@@ -360,7 +360,7 @@ def keyness(ctx: Context) -> dict[str, Any]:
     sig, small = (x.reindex(columns=order).fillna(False).astype(bool) for x in (sig, small))
     for x in (piv, sig, small):
         x.index, x.columns = [ctx.name(m) for m in x.index], [short_theme(t) for t in x.columns]
-    fig = ctx.figure("specificites", plots.heatmap(
+    fig = ctx.figure("specificites", lambda: plots.heatmap(
         piv, "Spécificités : log2 du rapport des parts de paragraphes (* q < 0,05)", "log2 du rapport",
         lambda v: number(v, 1), diverging=True, marks=sig, greyed=small),
         key, "Spécificités", False, ["keyness"])
@@ -384,7 +384,7 @@ def evolution(ctx: Context) -> dict[str, Any]:
         data = pd.DataFrame({"panel": t["theme"].map(short_theme), "series": t["metropole"].map(ctx.name),
                              "x": xs, "value": 100 * t["value"], "ci_low": 100 * t["ci_low"],
                              "ci_high": 100 * t["ci_high"], "small": t["small_cell"].astype(bool)})
-        out["figures"].append(ctx.figure(f"evolution_{level}", plots.interval_panels(
+        out["figures"].append(ctx.figure(f"evolution_{level}", lambda: plots.interval_panels(
             data, title, "part des paragraphes, %", categorical), t, title, False, ["indicators"]))
         out["tables"].append(_level_table(ctx, t, key, title, categorical))
     return out

@@ -87,3 +87,12 @@ def test_the_rules_hold_when_checked_by_python(tmp_path) -> None:
                 f"assert not others, others; assert 'crawler' not in sys.modules")
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, f"nlp.{stage}: {proc.stderr[-2000:]}"
+
+
+def test_test_module_names_are_unique() -> None:
+    """tests/ has no packages, so pytest imports test modules by basename: two modules with
+    the same name in different folders stop collection with 'import file mismatch' (it
+    broke CI once)."""
+    tests = NLP.parent / "tests"
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

@@ -1,0 +1,127 @@
+"""No work on an unchanged corpus: a stage's outputs are reused when its inputs are unchanged.
+
+Used by the stages whose whole output is a function of files already on disk (indicators,
+report): the stage computes a *key* from the bytes of its input files, its settings and the
+source of its code, and keeps, next to its outputs, a small record
+``outputs/.stages/<stage>.json`` = {key, outputs: {relative path: sha256}, summary}. A re-run
+whose key matches and whose recorded outputs are all still there, unchanged, returns the saved
+summary and writes nothing. Anything else (a changed table, setting, lexicon or line of the
+stage's code; an output deleted or edited by hand) recomputes.
+
+The record is written last, after every output: a run killed half-way leaves either no
+record or the previous one, whose output digests then no longer match, so it recomputes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from nlp.io import atomic_write
+
+RECORD_DIR = ".stages"
+_CHUNK = 1 << 20
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (tables can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def code_digest(package: Path, patterns: tuple[str, ...] = ("*.py", "*.yaml", "*.html", "*.css", "*.js")) -> str:
+    """sha256 over a package's source and data files (names and bytes, sorted): a change to
+    the code that computes an output changes the key of that output."""
+    h = hashlib.sha256()
+    files = sorted({p for pattern in patterns for p in Path(package).rglob(pattern)
+                    if "__pycache__" not in p.parts})
+    for p in files:
+        h.update(p.relative_to(package).as_posix().encode())
+        h.update(file_digest(p).encode())
+    return h.hexdigest()
+
+
+# Columns that change when nothing the later stages compute from changes: a re-crawl that
+# re-confirms a page (same bytes, same document) stamps a new retrieval time. Left out of the
+# key, so such a re-run reuses the outputs, which keep the retrieval times of the run that
+# computed them.
+VOLATILE_COLUMNS = {"documents.parquet": ("fetched_at",)}
+
+
+def table_digest(path: Path, drop: tuple[str, ...]) -> str:
+    """sha256 of a Parquet table's columns, names and values, without the columns ``drop``."""
+    import pandas as pd
+
+    df = pd.read_parquet(path)
+    df = df.drop(columns=[c for c in drop if c in df.columns])
+    h = hashlib.sha256(json.dumps([list(map(str, df.columns)), [str(t) for t in df.dtypes]]).encode())
+    h.update(pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def stage_key(inputs: Iterable[Path], config: Mapping[str, Any], code: Iterable[Path] = ()) -> str:
+    """The key of one stage run.
+
+    Inputs: ``inputs``, files whose bytes the stage reads (a missing one counts as absent, not
+    an error: optional inputs; tables named in :data:`VOLATILE_COLUMNS` by their content less
+    those columns); ``config``, the stage's effective settings (JSON-serialisable, ``str()``
+    otherwise); ``code``, package folders whose source computes the outputs.
+    Output: a hex sha256."""
+    h = hashlib.sha256()
+    for path in sorted({Path(p) for p in inputs}, key=str):
+        h.update(str(path.name).encode())
+        if not path.is_file():
+            h.update(b"absent")
+        elif path.name in VOLATILE_COLUMNS:
+            h.update(table_digest(path, VOLATILE_COLUMNS[path.name]).encode())
+        else:
+            h.update(file_digest(path).encode())
+    h.update(json.dumps(config, sort_keys=True, default=str, ensure_ascii=False).encode())
+    for package in code:
+        h.update(code_digest(Path(package)).encode())
+    return h.hexdigest()
+
+
+def _record_path(outputs_dir: Path, stage: str) -> Path:
+    return Path(outputs_dir) / RECORD_DIR / f"{stage}.json"
+
+
+def reusable(outputs_dir: Path, stage: str, key: str) -> dict[str, Any] | None:
+    """The saved summary of ``stage`` when its record has this ``key`` and every output it
+    lists is present with the same bytes; ``None`` otherwise (including an unreadable
+    record, which only costs a recomputation)."""
+    try:
+        record = json.loads(_record_path(outputs_dir, stage).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("key") != key or not isinstance(record.get("outputs"), dict):
+        return None
+    for rel, digest in record["outputs"].items():
+        path = Path(outputs_dir) / rel
+        if not path.is_file() or file_digest(path) != digest:
+            return None
+    summary = record.get("summary")
+    return summary if isinstance(summary, dict) else {}
+
+
+def record(outputs_dir: Path, stage: str, key: str, outputs: Iterable[Path], summary: Mapping[str, Any]) -> None:
+    """Remember that ``outputs`` (files under ``outputs_dir``) were produced from ``key``,
+    with the stage's ``summary``. Written atomically, after the outputs."""
+    outputs_dir = Path(outputs_dir)
+    digests = {Path(p).resolve().relative_to(outputs_dir.resolve()).as_posix(): file_digest(Path(p))
+               for p in outputs if Path(p).is_file()}
+    payload = {"key": key, "outputs": dict(sorted(digests.items())), "summary": dict(summary)}
+    path = _record_path(outputs_dir, stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(payload, ensure_ascii=False, indent=1, default=str).encode("utf-8"))
+
+
+def forget(outputs_dir: Path, stage: str) -> None:
+    """Drop a stage's record (before its outputs are rewritten, so that a run killed
+    half-way is never mistaken for a finished one)."""
+    _record_path(outputs_dir, stage).unlink(missing_ok=True)
