@@ -319,6 +319,8 @@ def map_partitions(fn: Callable[..., Any], parts: Sequence[list[Any]], *args: An
                 continue
             try:
                 value, worker = fut.result()
+            except BarometreError:  # already one line naming what went wrong (disk full...)
+                raise
             except Exception as exc:
                 raise BarometreError(f"compute: partition {i} of {name} failed after retries: "
                                      f"{type(exc).__name__}: {exc}") from exc

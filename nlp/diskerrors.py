@@ -82,3 +82,14 @@ def disk_errors(action: str) -> Any:
         return wrapper
 
     return decorate
+
+
+def as_store_error(exc: BaseException, root: Path, action: str) -> BaseException:
+    """``exc`` as the one-line :class:`StoreError` the decorator gives, when it is a disk
+    problem (``exc`` itself otherwise): for the functions that write the store's files
+    without a store object (a worker's files)."""
+    problem = disk_problem(exc)
+    if problem is None:
+        return exc
+    return StoreError(f"corpus store {root}: cannot {action}: {read_only(Path(root)) or problem}")
+

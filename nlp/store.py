@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from nlp.diskerrors import disk_errors as _disk_errors
+from nlp.diskerrors import as_store_error, disk_errors as _disk_errors
 from nlp.errors import StoreError
 from nlp.io import atomic_write, sweep_stale_tmp
 from nlp.schema import Extraction
@@ -175,7 +175,13 @@ def write_extraction_file(root: Path, document_id: str, extraction: Extraction) 
     run twice (its worker died) writes the same file again, never a second one."""
     key = extraction_key(extraction.engine, extraction.engine_version, extraction.cleaning_version)
     rel = Path("text") / document_id[:2] / f"{document_id}.{key}.json"
-    atomic_write(Path(root) / rel, json.dumps(extraction.to_dict(), ensure_ascii=False).encode("utf-8"))
+    try:
+        atomic_write(Path(root) / rel, json.dumps(extraction.to_dict(), ensure_ascii=False).encode("utf-8"))
+    except OSError as exc:  # disk full, read-only: one line, as from the store's own methods
+        error = as_store_error(exc, Path(root), "save an extraction")
+        if error is exc:
+            raise
+        raise error from None
     return {"document_id": document_id, "engine": extraction.engine, "engine_version": extraction.engine_version,
             "cleaning_version": extraction.cleaning_version, "status": extraction.status,
             "pages": len(extraction.pages), "chars": extraction.chars, "error": extraction.error,

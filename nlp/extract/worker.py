@@ -452,7 +452,9 @@ def run_extract(
     # On stderr, and only for a person watching (DESIGN.md §6: off when not a TTY).
     bar = tqdm(total=len(todo), unit="doc", desc="extract", file=sys.stderr,
                disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True)
-    committer = _Committer(store, counts, bar)
+    # In process, each record is committed as it comes (an interrupted run, even kill -9,
+    # keeps every extraction done); a cluster's records come a partition at a time.
+    committer = _Committer(store, counts, bar, batch=1 if compute.mode(len(todo)) == "inprocess" else 64)
     try:
         with client_for(compute, len(todo)) as client:
             if client is None:
