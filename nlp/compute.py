@@ -197,7 +197,7 @@ def client_for(settings: ComputeSettings, n_items: int | None = None) -> Iterato
             client = Client(settings.scheduler, timeout=30)
         except OSError as exc:
             raise BarometreError(f"compute: cannot reach the Dask scheduler at {settings.scheduler}: {exc}") from None
-    log.info("compute: %s (%s)", mode, client.dashboard_link if cluster is not None else settings.scheduler)
+    log.info("compute: %s, scheduler %s", mode, getattr(client.scheduler, "address", settings.scheduler))
     try:
         yield client
     finally:

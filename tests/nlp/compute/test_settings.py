@@ -3,6 +3,10 @@ in-process fallback of ``local`` for small corpora, the partition helper, and th
 up to the job script (a real SLURM is tested in test_slurm.py, where one can start)."""
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,8 +14,8 @@ import pytest
 
 from nlp.cli import build_parser
 from nlp.compute import (ComputeSettings, client_for, compute_settings, map_partitions, partition,
-                         partition_size, slurm_job_script)
-from nlp.config import load_settings
+                         partition_size)
+from nlp.config import REPO_ROOT, load_settings
 from nlp.errors import BarometreError, ConfigError
 
 
@@ -83,11 +87,17 @@ def test_slurm_without_dask_jobqueue_is_one_message(monkeypatch: pytest.MonkeyPa
 
 
 def test_slurm_job_script_carries_the_settings() -> None:
-    pytest.importorskip("dask_jobqueue")
-    s = compute_settings({"scheduler": "slurm", "slurm": {
+    if importlib.util.find_spec("dask_jobqueue") is None:
+        pytest.skip("dask-jobqueue is not installed (pip install 'barometre[slurm]')")
+    section = {"scheduler": "slurm", "slurm": {
         "cores": 4, "memory": "8GB", "walltime": "01:30:00", "queue": "short", "account": "proj42",
-        "processes": 2, "job_extra_directives": ["--exclusive"]}})
-    script = slurm_job_script(s.slurm)
+        "processes": 2, "job_extra_directives": ["--exclusive"]}}
+    # In a subprocess: building a SLURMCluster starts a scheduler, which this process must not keep.
+    code = ("import json, sys; from nlp.compute import compute_settings, slurm_job_script; "
+            "print(slurm_job_script(compute_settings(json.loads(sys.argv[1])).slurm))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(section)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
     for expected in ("#SBATCH -p short", "#SBATCH -A proj42", "#SBATCH -t 01:30:00", "#SBATCH --exclusive",
                      "--nworkers 2", "--nthreads 2"):
-        assert expected in script, (expected, script)
+        assert expected in proc.stdout, (expected, proc.stdout)
