@@ -27,12 +27,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# System packages the tests and OCR use: tesseract (French) and chromium (report browser test).
-# Installed when missing and apt-get is usable; without them the tests that need them skip.
+# System packages the tests and OCR use: tesseract (French), chromium (report browser test),
+# and a single-node SLURM (slurmctld, slurmd, munge: the compute layer's SLURM test starts it
+# with .ci/slurm-single-node.sh). Installed when missing and apt-get is usable; without them
+# the tests that need them skip.
 sysdeps:
 	@missing=""; \
 	command -v tesseract >/dev/null 2>&1 && tesseract --list-langs 2>/dev/null | grep -qx fra || missing="$$missing tesseract-ocr tesseract-ocr-fra"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 && command -v sbatch >/dev/null 2>&1 || missing="$$missing slurmctld slurmd slurm-client"; \
+	command -v munged >/dev/null 2>&1 || missing="$$missing munge"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$missing"; \

@@ -69,6 +69,9 @@ _MODEL_DIR = "theme model folder (default: outputs/models/themes, else the shipp
 _LEXICONS = _a("--lexicons", type=Path, help="lexicon folder (default: lexicons/)")
 _REGISTRY = _a("--registry", type=Path, help="registry YAML (default: crawler/metropoles.yaml)")
 _CONTACT = _a("--contact", help="contact (e-mail or URL) put in the user agent")
+_SCHEDULER = _a("--scheduler", metavar="WHERE",
+                help="where extract and annotate run: local (default: a Dask LocalCluster, in process for "
+                     "small corpora), inprocess, tcp://HOST:PORT (an existing Dask scheduler) or slurm")
 # command -> (common options: "all" | "no-metropole" | "file", its own arguments)
 COMMAND_ARGS: dict[str, tuple[str, list[tuple[tuple[str, ...], dict[str, Any]]]]] = {
     "crawl": ("all", [_REGISTRY, _a("--resume", action="store_true", help="resume an interrupted crawl"), _CONTACT,
@@ -76,7 +79,7 @@ COMMAND_ARGS: dict[str, tuple[str, list[tuple[tuple[str, ...], dict[str, Any]]]]
                       _a("--max-depth", type=int, help="link depth from the start URLs")]),
     "import": ("no-metropole", [_a("folder", type=Path, help="folder of documents"),
                                 _a("--metropole", required=True, help="slug of the metropolis they belong to")]),
-    "extract": ("all", [_a("--workers", type=int, help="worker processes (default: 2)"),
+    "extract": ("all", [_a("--workers", type=int, help="worker processes (default: 2)"), _SCHEDULER,
                         _a("--engine", help="PDF engine: auto, pdfium or pdfplumber"),
                         _a("--ocr", action=argparse.BooleanOptionalAction, default=None,
                            help="OCR pages without a text layer (default: on when tesseract is installed)"),
@@ -85,7 +88,7 @@ COMMAND_ARGS: dict[str, tuple[str, list[tuple[tuple[str, ...], dict[str, Any]]]]
     "text": ("file", [_a("file", type=Path), _a("--engine", default="auto", help="auto, pdfium or pdfplumber"),
                       _a("--json", action="store_true", help="a JSON object: pages, status, engine, metadata"),
                       _a("--ocr", action=argparse.BooleanOptionalAction, default=None)]),
-    "annotate": ("all", [_a("--force", action="store_true", help="re-annotate even when cached")]),
+    "annotate": ("all", [_a("--force", action="store_true", help="re-annotate even when cached"), _SCHEDULER]),
     "themes": ("no-metropole", [_a("--jsonl", type=Path, required=True, help="input: one {id, text} per line"),
                                 _a("--out", type=Path, required=True, help="output JSONL"), _LEXICONS,
                                 _a("--model-dir", type=Path, help=_MODEL_DIR),
@@ -121,8 +124,8 @@ COMMAND_ARGS: dict[str, tuple[str, list[tuple[tuple[str, ...], dict[str, Any]]]]
     "report": ("all", []),
     "run": ("all", [_REGISTRY, _a("--skip-crawl", action="store_true", help="use the corpus as it is"),
                     _a("--no-topics", action="store_true", help="skip the topic model"),
-                    _a("--scores", type=Path, help="barometer scores CSV to join"), _a("--workers", type=int)]),
-    "demo": ("all", [_a("--no-topics", action="store_true", help="skip the topic model")]),
+                    _a("--scores", type=Path, help="barometer scores CSV to join"), _a("--workers", type=int), _SCHEDULER]),
+    "demo": ("all", [_a("--no-topics", action="store_true", help="skip the topic model"), _SCHEDULER]),
 }
 
 
@@ -154,7 +157,7 @@ def _configure_logging(args: argparse.Namespace) -> str:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     # Third-party libraries are chatty at INFO; keep their warnings only unless -vv.
     for noisy in ("numba", "matplotlib", "urllib3", "PIL", "fontTools", "BERTopic", "pdfminer",
-                  "trafilatura", "htmldate", "h5py"):
+                  "trafilatura", "htmldate", "h5py", "distributed"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose > 1 else logging.WARNING)
     return level
 
@@ -165,6 +168,8 @@ def _settings(args: argparse.Namespace, level: str) -> Settings:
         "outputs_dir": getattr(args, "outputs_dir", None),
         "metropoles": getattr(args, "metropoles", None) if args.command != "import" else None,
         "workers": getattr(args, "workers", None),
+        "compute.scheduler": getattr(args, "scheduler", None),
+        "compute.workers": getattr(args, "workers", None),  # LocalCluster worker processes too
         "log_level": level,
         "progress": False if (args.no_progress or not sys.stderr.isatty()) else None,
     }

