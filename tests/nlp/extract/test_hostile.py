@@ -199,7 +199,10 @@ def test_every_extract_reproducer_ends_with_its_status(repro: Path, tmp_path: Pa
         assert row["status"] in EXTRACT_STATUSES and row["status"] != "error", (name, row["error"])
         if name in REPRO_EXPECTED:
             status, text = REPRO_EXPECTED[name]
-            assert row["status"] == status, (name, row["status"], row["error"])
+            # 100,000 references to one page: bounded by the time limit, or done within it on a
+            # fast enough machine (the text command's test below forces the limit).
+            allowed = {status, "ok"} if status == "timeout" else {status}
+            assert row["status"] in allowed, (name, row["status"], row["error"])
             if text:
                 assert text in store.load_extraction(row).text, name
     assert by_title  # metadata was computed
