@@ -92,36 +92,32 @@ def _fragment_lines(page: RawPage, removed: Counter) -> list[RawLine]:
     out = []
     k = 0
     single = RawLine.single
+
+    def repaired(f: Fragment, i: int) -> Fragment | None:
+        """Fragment ``f`` with its normalised text ``texts[i]``, stamps stripped; None when
+        nothing is left. ``f`` itself when the text did not change."""
+        text = texts[i]
+        if text and i in stamps:
+            text, stamped = strip_stamps(text)
+            if stamped:
+                removed["stamp"] += 1
+        if not text:
+            return None
+        return f if text == f.text else Fragment(text, f.x0, f.top, f.x1, f.bottom)
+
     for line in page.lines:
-        if len(line.fragments) == 1:  # most lines: the same steps, without the lists
-            f = line.fragments[0]
-            text = texts[k]
-            check = k in stamps
+        if len(line.fragments) == 1:  # most lines: the same step, without the lists
+            g = repaired(line.fragments[0], k)
             k += 1
-            if not text:
-                continue
-            if check:
-                text, stamped = strip_stamps(text)
-                if stamped:
-                    removed["stamp"] += 1
-                    if not text:
-                        continue
-            out.append(line if text == f.text else single(Fragment(text, f.x0, f.top, f.x1, f.bottom)))
+            if g is not None:
+                out.append(line if g is line.fragments[0] else single(g))
             continue
         frags = []
         for f in line.fragments:
-            text = texts[k]
-            check = k in stamps
+            g = repaired(f, k)
             k += 1
-            if not text:
-                continue
-            if check:
-                text, stamped = strip_stamps(text)
-                if stamped:
-                    removed["stamp"] += 1
-                    if not text:
-                        continue
-            frags.append(f if text == f.text else Fragment(text, f.x0, f.top, f.x1, f.bottom))
+            if g is not None:
+                frags.append(g)
         if not frags:
             continue
         if len(frags) > 1:
