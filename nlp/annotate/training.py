@@ -400,7 +400,7 @@ def train(examples: Sequence[Example], annotator: ThemeAnnotator, resources: Res
     Y = label_matrix(examples)
     model = fit_model(raws, Y, [e.doc_id for e in examples], config)
     model.meta.update({
-        "training_data": {"fingerprint": data_fingerprint(examples), "files": list(sources),
+        "training_data": {"fingerprint": data_fingerprint(examples), "files": [_portable(s) for s in sources],
                           "n_paragraphs": len(examples),
                           "n_documents": len({e.doc_id for e in examples})},
         "lexicon_versions": annotator.lexicons.versions,
@@ -411,3 +411,14 @@ def train(examples: Sequence[Example], annotator: ThemeAnnotator, resources: Res
     })
     model.save(out_dir)
     return model
+
+
+def _portable(source: str) -> str:
+    """A training file as the model's provenance names it: relative to the repository when it
+    lies inside it (the shipped model must not carry the path of the machine that built it)."""
+    from nlp.config import REPO_ROOT
+
+    try:
+        return Path(source).resolve().relative_to(REPO_ROOT.resolve()).as_posix()
+    except ValueError:
+        return str(source)

@@ -149,3 +149,15 @@ def test_the_training_set_schema_and_labels():
         assert r["annotations"]["final"] in ("agreed", "adjudicated")
     counts = {lab: sum(lab in r["labels"] for r in rows) for lab in T.LABELS}
     assert all(counts[t] >= 60 for t in THEMES), counts
+
+
+def test_the_shipped_model_names_its_training_data_portably():
+    """The shipped model's provenance is relative to the repository (not the build machine's
+    path) and points at the training file that is there."""
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    meta = json.loads((repo / "nlp" / "annotate" / "model" / "model.json").read_text(encoding="utf-8"))
+    files = meta["meta"]["training_data"]["files"]
+    assert files and all(not Path(f).is_absolute() and (repo / f).is_file() for f in files), files
