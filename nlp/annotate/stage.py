@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -41,6 +42,13 @@ TEXT_STATUSES = ("ok", "ocr")
 MIN_PARAGRAPH_WORDS = 8
 BOILERPLATE_PREFIXES = ("vu le code", "vu la loi", "vu le décret", "vu l'arrêté", "vu l’arrêté",
                         "après en avoir délibéré", "le conseil, après en avoir")
+# A deliberation's visas ("Vu le rapport …", "Vu la délibération n° … du …") cite the acts and
+# documents it rests on: references, not what the council says. The considérants and articles
+# that follow are kept.
+_VISA = re.compile(r"^vu (?:le|la|les|l['’]|l’|son|sa|ses|notre|nos)\b", re.I)
+# A line that only names a linked file ("Schéma directeur 2021-2026 (PDF, 15 avril 2021)",
+# "Rapport d'activité [PDF - 2 Mo]"): a listing entry, not prose.
+_FILE_LINK = re.compile(r"[(\[]\s*(?:pdf|docx?|odt|xlsx?|ods|pptx?)\b[^)\]]{0,40}[)\]]\s*$", re.I)
 # A document whose paragraphs are mostly short lines is a listing or navigation page.
 LISTING_SHORT_SHARE = 0.8
 
@@ -126,8 +134,11 @@ def paragraphs_of(extraction: Extraction) -> list[tuple[int, int, str]]:
 
 
 def is_analysed(text: str, n_words: int) -> bool:
-    """Prose that the indicators count: enough words and not a procedural formula."""
-    return n_words >= MIN_PARAGRAPH_WORDS and not text.lower().lstrip("-•– ").startswith(BOILERPLATE_PREFIXES)
+    """Prose that the indicators count: enough words, not a procedural formula or a visa, not
+    a listing entry that only names a linked file."""
+    body = text.lower().lstrip("-•– ")
+    return (n_words >= MIN_PARAGRAPH_WORDS and not body.startswith(BOILERPLATE_PREFIXES)
+            and not _VISA.match(body) and not (n_words <= 30 and _FILE_LINK.search(body)))
 
 
 def annotate_document(detector: Any, extraction: Extraction) -> dict[str, Any]:

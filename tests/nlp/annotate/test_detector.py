@@ -115,3 +115,23 @@ def test_jsonl_contract_and_bad_lines(tmp_path, detector):
 def test_jsonl_missing_input_is_a_user_error(tmp_path, detector):
     with pytest.raises(BarometreError, match="does not exist"):
         run_themes_jsonl(tmp_path / "none.jsonl", tmp_path / "o.jsonl", detector)
+
+
+@pytest.mark.parametrize("text, analysed", [
+    ("Vu le code général des collectivités territoriales, et notamment son article L. 5211-1 ;", False),
+    ("Vu le rapport de diagnostic de maturité numérique présenté le 28 janvier 2021 ;", False),
+    ("Vu l’avis favorable de la commission numérique réunie le 3 mars 2021 ;", False),
+    ("Vu sous cet angle, la stratégie numérique de la métropole vise d'abord les usagers éloignés.", True),
+    ("Considérant que l'acculturation numérique des agents conditionne la réussite du schéma directeur ;", True),
+    ("- Schéma directeur des systèmes d'information et du numérique 2021-2026 (PDF, 15 avril 2021)", False),
+    ("Télécharger le rapport d'activité de la direction du numérique 2022 [PDF - 2 Mo]", False),
+    ("La métropole publie chaque année un rapport (pdf) sur la donnée publique, puis le présente en conseil "
+     "métropolitain avec les associations de médiation numérique du territoire et les communes membres.", True),
+    ("Le numérique au service des habitants", False),  # under 8 words
+])
+def test_what_counts_as_an_analysed_paragraph(text, analysed):
+    """Visas and lines that only name a linked file are references, not prose: they leave the
+    indicators' base (issue 11: listing and boilerplate out of the analysed base)."""
+    from nlp.annotate.stage import is_analysed
+
+    assert is_analysed(text, len(text.split())) is analysed
