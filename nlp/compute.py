@@ -70,6 +70,9 @@ class SlurmSettings:
     local_directory: str | None = None
     log_directory: str | None = None
     python: str | None = None
+    # Network interface the scheduler and the workers listen on (e.g. "ib0" for InfiniBand,
+    # "lo" for a single-node test); None: the one dask-jobqueue picks.
+    interface: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("cores", "maximum_jobs"):
@@ -220,7 +223,7 @@ def _slurm_cluster(s: SlurmSettings) -> Any:
         "job_extra_directives": list(s.job_extra_directives),
         "job_script_prologue": list(s.job_script_prologue),
     }
-    for name in ("queue", "account", "local_directory", "log_directory", "python"):
+    for name in ("queue", "account", "local_directory", "log_directory", "python", "interface"):
         if getattr(s, name):
             kwargs[name] = getattr(s, name)
     cluster = SLURMCluster(**kwargs)

@@ -48,7 +48,8 @@ def test_slurm_cluster_gives_the_in_process_tables(slurm: Path, source_corpus: P
         "cores": 1, "memory": "3GB", "walltime": "00:20:00", "queue": "debug", "processes": 1,
         "minimum_jobs": 0, "maximum_jobs": 2, "python": sys.executable,
         "job_script_prologue": [f"export PYTHONPATH={REPO_ROOT}"],
-        "local_directory": str(tmp_path / "dask"), "log_directory": str(tmp_path / "jobs")}}
+        "local_directory": str(tmp_path / "dask"), "log_directory": str(tmp_path / "jobs"),
+        "interface": "lo"}}  # scheduler and workers on 127.0.0.1 only: no network in tests
     compute_settings(compute)  # valid as a config file's section
     counts = run_stages(tmp_path / "corpus", tmp_path / "outputs", compute,
                         env={"SLURM_CONF": str(slurm / "slurm.conf")})
