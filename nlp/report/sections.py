@@ -10,7 +10,7 @@ paragraphs); the others appear under their data-dictionary ids where they help.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,21 @@ def _colour(norm: Normalize, v: float) -> str:
     return f"background:{to_hex(rgba)};color:{'#000' if light > 0.55 else '#fff'}"
 
 
+def grid_rows(ctx: Context, idx: pd.DataFrame | None, columns: list[Any],
+              cell: Callable[[str, Any, Any], Any]) -> list[list[Any]]:
+    """Rows of a metropolis × column table: the metropolis's name, then ``cell(m, column, r)``
+    for each column whose row ``r = idx.loc[(m, *column)]`` exists, "–" where it does not.
+    ``idx``: the table indexed by (metropole, *column); a column is a key or a tuple of keys."""
+    rows = []
+    for m in ctx.metropoles:
+        row: list[Any] = [ctx.name(m)]
+        for c in columns:
+            key = (m, *c) if isinstance(c, tuple) else (m, c)
+            row.append(cell(m, c, idx.loc[key]) if idx is not None and key in idx.index else "–")
+        rows.append(row)
+    return rows
+
+
 def heatmap(ctx: Context) -> dict[str, Any]:
     """Metropolis × theme as a coloured HTML table linking each cell to its evidence panel;
     the primary measure first, the secondary measures below."""
@@ -63,17 +78,8 @@ def heatmap(ctx: Context) -> dict[str, Any]:
         big = t.loc[~t["small_cell"].astype(bool), "value"].to_numpy(float)
         finite = big[np.isfinite(big)]
         norm = Normalize(0, float(finite.max()) if finite.size and finite.max() > 0 else 1.0)
-        idx = t.set_index(["metropole", "theme"])
-        rows = []
-        for m in ctx.metropoles:
-            row: list[Any] = [ctx.name(m)]
-            for th in THEMES:
-                if (m, th) not in idx.index:
-                    row.append("–")
-                    continue
-                r = idx.loc[(m, th)]
-                row.append(value_cell(measure, r, "#" + evidence_anchor(m, th), _colour(norm, float(r["value"]))))
-            rows.append(row)
+        rows = grid_rows(ctx, t.set_index(["metropole", "theme"]), list(THEMES), lambda m, th, r: value_cell(
+            measure, r, "#" + evidence_anchor(m, th), _colour(norm, float(r["value"]))))
         data = t.assign(evidence_anchor=[evidence_anchor(m, th) for m, th in zip(t["metropole"], t["theme"])])
         tables.append(ctx.table(f"carte_{measure}", ["Métropole"] + [short_theme(x) for x in THEMES], rows, data,
                                 ["indicators"], title=f"{measure_label(measure).capitalize()} ({measure})",
@@ -134,9 +140,7 @@ def rankings(ctx: Context) -> dict[str, Any]:
     """Ranks of the primary measure with mid-ranks, ties, unranked cells and P(first)."""
     ranks = ctx.inputs["ranks"]
     r = ranks[ranks["measure"] == PRIMARY]
-    idx = r.set_index(["metropole", "theme"])
-    rows = [[ctx.name(m)] + [_rank_cell(idx.loc[(m, th)]) if (m, th) in idx.index else "–" for th in THEMES]
-            for m in ctx.metropoles]
+    rows = grid_rows(ctx, r.set_index(["metropole", "theme"]), list(THEMES), lambda m, th, row: _rank_cell(row))
     table = ctx.table("classements", ["Métropole"] + [short_theme(t) for t in THEMES], rows, r,
                       ["ranks", "rank_probabilities"])
     figures = []
@@ -229,19 +233,10 @@ def _config_table(ctx: Context) -> dict[str, Any]:
 def _components_table(ctx: Context) -> dict[str, Any]:
     comp = ctx.inputs["maturity_components"]
     drivers = [t for t in DRIVER_THEMES if t in set(comp["theme"])]
-    idx = comp.set_index(["metropole", "theme"])
-    rows = []
-    for m in ctx.metropoles:
-        row: list[Any] = [ctx.name(m)]
-        for t in drivers:
-            if (m, t) not in idx.index:
-                row.append("–")
-                continue
-            r = idx.loc[(m, t)]
-            row.append({"text": number(r["contribution"], 1),
-                        "ci": f"{measure_value(ctx.maturity.get('measure', PRIMARY), r['value'])} → "
-                              f"{number(r['normalised'], 2)}"})
-        rows.append(row)
+    measure = ctx.maturity.get("measure", PRIMARY)
+    rows = grid_rows(ctx, comp.set_index(["metropole", "theme"]), drivers, lambda m, t, r: {
+        "text": number(r["contribution"], 1),
+        "ci": f"{measure_value(measure, r['value'])} → {number(r['normalised'], 2)}"})
     return ctx.table("indice_composantes", ["Métropole"] + [short_theme(t) for t in drivers], rows, comp,
                      ["maturity_components"], title="Composantes",
                      note="Contribution en points à l'indice (elles s'additionnent) ; dessous : valeur de la mesure "
@@ -307,13 +302,7 @@ def barriers(ctx: Context) -> dict[str, Any]:
     sub = sub[sub["measure"] == PRIMARY] if len(sub) else sub
     cols = [(t, s) for t, subs in SUBTHEMES.items() for s in subs]
     idx = sub.set_index(["metropole", "theme", "subtheme"]) if len(sub) else None
-    rows = []
-    for m in ctx.metropoles:
-        row: list[Any] = [ctx.name(m)]
-        for t, s in cols:
-            ok = idx is not None and (m, t, s) in idx.index
-            row.append(value_cell(PRIMARY, idx.loc[(m, t, s)], "#" + evidence_anchor(m, t)) if ok else "–")
-        rows.append(row)
+    rows = grid_rows(ctx, idx, cols, lambda m, ts, r: value_cell(PRIMARY, r, "#" + evidence_anchor(m, ts[0])))
     header = ["Métropole"] + [f"{short_theme(t)} : {SUBTHEME_LABELS.get(s, s)}" for t, s in cols]
     table = ctx.table("freins_sous_themes", header, rows, sub, ["subthemes", "barriers"],
                       title="Sous-thèmes des freins (part des paragraphes)")
@@ -336,21 +325,14 @@ def barriers(ctx: Context) -> dict[str, Any]:
 def keyness(ctx: Context) -> dict[str, Any]:
     """Document-level log ratio with interval and BH q-value; significant cells marked."""
     key = ctx.inputs["keyness"]
-    idx = key.set_index(["metropole", "theme"])
-    rows = []
-    for m in ctx.metropoles:
-        row: list[Any] = [ctx.name(m)]
-        for th in THEMES:
-            if (m, th) not in idx.index:
-                row.append("–")
-                continue
-            r = idx.loc[(m, th)]
-            sig = bool(r["significant"])
-            row.append({"text": number(r["log2_ratio"], 2) + (" *" if sig else ""),
-                        "ci": f"{interval(r['ci_low'], r['ci_high'], 2)} q {pvalue(r['q_value'])}".strip(),
-                        "cls": ("small " if bool(r["small_cell"]) else "") + ("sig" if sig else ""),
-                        "href": "#" + evidence_anchor(m, th)})
-        rows.append(row)
+    def keyness_cell(m: str, th: str, r: Any) -> dict[str, Any]:
+        sig = bool(r["significant"])
+        return {"text": number(r["log2_ratio"], 2) + (" *" if sig else ""),
+                "ci": f"{interval(r['ci_low'], r['ci_high'], 2)} q {pvalue(r['q_value'])}".strip(),
+                "cls": ("small " if bool(r["small_cell"]) else "") + ("sig" if sig else ""),
+                "href": "#" + evidence_anchor(m, th)}
+
+    rows = grid_rows(ctx, key.set_index(["metropole", "theme"]), list(THEMES), keyness_cell)
     table = ctx.table("specificites", ["Métropole"] + [short_theme(t) for t in THEMES], rows, key, ["keyness"])
     piv = key.pivot_table(index="metropole", columns="theme", values="log2_ratio", aggfunc="first")
     order = [t for t in THEMES if t in piv.columns]
