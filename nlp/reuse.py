@@ -53,15 +53,28 @@ def code_digest(package: Path, patterns: tuple[str, ...] = ("*.py", "*.yaml", "*
 VOLATILE_COLUMNS = {"documents.parquet": ("fetched_at",)}
 
 
+def frame_digest(frame: Any, columns: Iterable[str]) -> str:
+    """sha256 of a DataFrame's ``columns`` (those present; lists as "a|b"), independent of row
+    order; "absent" for no frame. Shared by the stages' reuse keys (topics, indicators, report)."""
+    import numpy as np
+    import pandas as pd
+
+    if frame is None:
+        return "absent"
+    cols = [c for c in columns if c in frame.columns]
+    flat = pd.DataFrame({c: frame[c].map(lambda v: "|".join(map(str, v))
+                                          if isinstance(v, (list, tuple, np.ndarray)) else str(v))
+                         for c in cols})
+    rows = np.sort(pd.util.hash_pandas_object(flat, index=False).to_numpy())
+    return hashlib.sha256(rows.tobytes() + "\0".join(cols).encode()).hexdigest()
+
+
 def table_digest(path: Path, drop: tuple[str, ...]) -> str:
-    """sha256 of a Parquet table's columns, names and values, without the columns ``drop``."""
+    """sha256 of a Parquet table's content without the columns ``drop`` (see :func:`frame_digest`)."""
     import pandas as pd
 
     df = pd.read_parquet(path)
-    df = df.drop(columns=[c for c in drop if c in df.columns])
-    h = hashlib.sha256(json.dumps([list(map(str, df.columns)), [str(t) for t in df.dtypes]]).encode())
-    h.update(pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy().tobytes())
-    return h.hexdigest()
+    return frame_digest(df, [c for c in df.columns if c not in drop])
 
 
 def stage_key(inputs: Iterable[Path], config: Mapping[str, Any], code: Iterable[Path] = ()) -> str:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from nlp.io import atomic_write, write_table
+from nlp.reuse import frame_digest
 from nlp.topics.embeddings import (
     SPACY_MODEL, Embedder, SentenceTransformerEmbedder, SpacyVectorEmbedder, TfidfSvdEmbedder,
     load_spacy_pipeline, text_hash,
@@ -59,18 +60,6 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()
 
 
-def _frame_digest(frame: pd.DataFrame | None, columns: list[str]) -> str:
-    """Hash of a table's ``columns`` (those present), independent of row order."""
-    if frame is None:
-        return "absent"
-    cols = [c for c in columns if c in frame.columns]
-    flat = pd.DataFrame({c: frame[c].map(lambda v: "|".join(map(str, v))
-                                          if isinstance(v, (list, tuple, np.ndarray)) else str(v))
-                         for c in cols})
-    rows = np.sort(pd.util.hash_pandas_object(flat, index=False).to_numpy())
-    return hashlib.sha256(rows.tobytes() + "\0".join(cols).encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class Keys:
     """The reuse keys of one run (see the module docstring)."""
@@ -88,13 +77,13 @@ def compute_keys(paragraphs: pd.DataFrame, documents: pd.DataFrame | None,
                  lexicon_terms: pd.DataFrame | None, settings: TopicSettings,
                  embedder: str) -> Keys:
     """The keys of a run over these inputs with these settings and this embedder key."""
-    lexicons = _frame_digest(lexicon_terms, ["theme", "kind", "match", "term"])
+    lexicons = frame_digest(lexicon_terms, ["theme", "kind", "match", "term"])
     common = _digest(FORMAT, settings.key_dict(), embedder, versions(),
                      lexicons if settings.seed_with_lexicons else None)
     inputs = _digest(common, lexicons,
-                     _frame_digest(paragraphs, ["document_id", "metropole", "page", "paragraph",
+                     frame_digest(paragraphs, ["document_id", "metropole", "page", "paragraph",
                                                 "text", "is_digital", "themes"]),
-                     _frame_digest(documents, ["document_id", "year"]))
+                     frame_digest(documents, ["document_id", "year"]))
     return Keys(inputs, common)
 
 
