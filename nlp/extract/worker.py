@@ -131,6 +131,13 @@ class _Worker:
         self.exit_code: int | None = None
         self.peak_rss = 0
 
+    def send(self, task: tuple[str, str, dict[str, Any]]) -> None:
+        """Hand the idle worker a document. Its own resident size now is the document's
+        baseline: a forked child maps fewer pages than its parent (file-backed pages are
+        faulted in lazily), so the parent's size would hide the document's growth."""
+        self.base_rss = rss_bytes(self.pid) or self.base_rss
+        self.conn.send(task)
+
     def rss_growth(self) -> int:
         """Resident memory above what the worker started with, in bytes."""
         return max(0, rss_bytes(self.pid) - self.base_rss)
@@ -236,17 +243,12 @@ class _Pool:
             for i, w in enumerate(workers):
                 if w.task is None and queue:
                     doc_id, path, hints, key = queue.pop()
-                    # The idle worker's own resident size is the document's baseline: a forked
-                    # child maps fewer pages than its parent (file-backed pages are faulted in
-                    # lazily), so the parent's size would hide the document's growth.
-                    w.base_rss = rss_bytes(w.pid) or w.base_rss
                     try:
-                        w.conn.send((doc_id, path, hints))
+                        w.send((doc_id, path, hints))
                     except (BrokenPipeError, OSError):
                         w.kill()
                         w = self._replace(i)
-                        w.base_rss = rss_bytes(w.pid) or w.base_rss
-                        w.conn.send((doc_id, path, hints))
+                        w.send((doc_id, path, hints))
                     w.task = (doc_id, key)
                     w.started = time.monotonic()
                     w.deadline = w.started + settings.timeout_s
