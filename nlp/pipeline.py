@@ -281,6 +281,12 @@ def stage_topics(settings: Settings, **overrides: Any) -> dict[str, Any]:
     return summary
 
 
+# A re-crawl that re-confirms a page (same bytes, same document) stamps a new retrieval time on
+# it and nothing else: left out of the keys of the stages that derive tables from documents, so
+# such a re-run reuses their outputs, which keep the retrieval times of the run that made them.
+_RETRIEVAL_TIME = {"documents.parquet": ("fetched_at",)}
+
+
 def stage_indicators(settings: Settings, scores: Path | None = None, **overrides: Any) -> dict[str, Any]:
     """``barometre indicators``: the indicator tables from the annotate stage's tables (and the
     barometer join when ``scores`` is given). Reuses its previous outputs untouched when its
@@ -300,7 +306,7 @@ def stage_indicators(settings: Settings, scores: Path | None = None, **overrides
             outputs / "validation" / "validation.json", outputs / "validation" / "model_cv.json"]
         inputs += [Path(scores)] if scores is not None else []
         key = reuse.stage_key(inputs, {"settings": ist.to_dict(), "scores": str(scores)},
-                              code=[Path(ind.__file__).parent])
+                              code=[Path(ind.__file__).parent], ignore_columns=_RETRIEVAL_TIME)
         summary = reuse.reusable(outputs, "indicators", key)
         if summary is not None:
             summary["reused"] = True
@@ -363,7 +369,8 @@ def stage_report(settings: Settings) -> dict[str, Any]:
                   for p in (outputs / folder).iterdir() if p.is_file()]
         inputs += [outputs / "data_dictionary.md", outputs / "data_dictionary.csv"]
         info = _stable_run_info(outputs / "run_info.json")
-        key = reuse.stage_key(inputs, {"names": names, "run_info": info}, code=[Path(report.__file__).parent])
+        key = reuse.stage_key(inputs, {"names": names, "run_info": info}, code=[Path(report.__file__).parent],
+                              ignore_columns=_RETRIEVAL_TIME)
         summary = reuse.reusable(outputs, "report", key)
         if summary is not None:
             summary["reused"] = True

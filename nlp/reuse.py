@@ -46,13 +46,6 @@ def code_digest(package: Path, patterns: tuple[str, ...] = ("*.py", "*.yaml", "*
     return h.hexdigest()
 
 
-# Columns that change when nothing the later stages compute from changes: a re-crawl that
-# re-confirms a page (same bytes, same document) stamps a new retrieval time. Left out of the
-# key, so such a re-run reuses the outputs, which keep the retrieval times of the run that
-# computed them.
-VOLATILE_COLUMNS = {"documents.parquet": ("fetched_at",)}
-
-
 def frame_digest(frame: Any, columns: Iterable[str]) -> str:
     """sha256 of a DataFrame's ``columns`` (those present; lists as "a|b"), independent of row
     order; "absent" for no frame. Shared by the stages' reuse keys (topics, indicators, report)."""
@@ -77,21 +70,24 @@ def table_digest(path: Path, drop: tuple[str, ...]) -> str:
     return frame_digest(df, [c for c in df.columns if c not in drop])
 
 
-def stage_key(inputs: Iterable[Path], config: Mapping[str, Any], code: Iterable[Path] = ()) -> str:
+def stage_key(inputs: Iterable[Path], config: Mapping[str, Any], code: Iterable[Path] = (),
+              ignore_columns: Mapping[str, tuple[str, ...]] | None = None) -> str:
     """The key of one stage run.
 
     Inputs: ``inputs``, files whose bytes the stage reads (a missing one counts as absent, not
-    an error: optional inputs; tables named in :data:`VOLATILE_COLUMNS` by their content less
-    those columns); ``config``, the stage's effective settings (JSON-serialisable, ``str()``
-    otherwise); ``code``, package folders whose source computes the outputs.
+    an error: optional inputs); ``config``, the stage's effective settings (JSON-serialisable,
+    ``str()`` otherwise); ``code``, package folders whose source computes the outputs;
+    ``ignore_columns``: file name → columns of that Parquet table the key leaves out (the
+    table counts by its content less those columns).
     Output: a hex sha256."""
+    ignore_columns = ignore_columns or {}
     h = hashlib.sha256()
     for path in sorted({Path(p) for p in inputs}, key=str):
         h.update(str(path.name).encode())
         if not path.is_file():
             h.update(b"absent")
-        elif path.name in VOLATILE_COLUMNS:
-            h.update(table_digest(path, VOLATILE_COLUMNS[path.name]).encode())
+        elif path.name in ignore_columns:
+            h.update(table_digest(path, ignore_columns[path.name]).encode())
         else:
             h.update(file_digest(path).encode())
     h.update(json.dumps(config, sort_keys=True, default=str, ensure_ascii=False).encode())
