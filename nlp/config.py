@@ -30,6 +30,12 @@ def shared_data_dir() -> Path:
     env = os.environ.get("BAROMETRE_SHARED_DATA")
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
+
+def shared_repro_dir() -> Path:
+    """The reproducers of past failures (``repro/`` beside the shared data folder). May not
+    exist: the tests that replay them skip cleanly."""
+    return shared_data_dir().parent / "repro"
+
 # Environment variables recognised, and the setting each one sets.
 ENV_VARS = {
     "BAROMETRE_CORPUS_DIR": "corpus_dir",

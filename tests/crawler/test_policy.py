@@ -16,6 +16,7 @@ from conftest import TEST_OVERRIDES, fixture_registry
 from crawler.outcomes import BlockedAddress, OffsiteRequest
 from crawler.policy import AddressPolicy, FetchPolicyMiddleware, address_problem
 from crawler.run import run_crawl
+from nlp.config import shared_repro_dir
 from nlp.store import CorpusStore
 
 
@@ -148,7 +149,7 @@ def test_a_dataset_may_leave_the_entry_only_where_the_registry_says(server: Any,
 def test_repro_backslash_registry_through_the_cli(tmp_path: Path, capsys: Any) -> None:
     """../shared/repro's backslash registry: `barometre crawl` ends with one line, exit 1,
     before anything is fetched."""
-    repro = Path(__file__).resolve().parents[3] / "shared" / "repro" / "registry_backslash_start_url__domain_bypass.yaml"
+    repro = shared_repro_dir() / "registry_backslash_start_url__domain_bypass.yaml"
     if not repro.exists():
         pytest.skip("../shared/repro is absent")
     from nlp.cli import main

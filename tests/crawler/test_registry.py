@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nlp.config import shared_data_dir
+from nlp.config import shared_data_dir, shared_repro_dir
 import yaml
 
 from crawler.registry import (
@@ -331,7 +331,7 @@ def test_url_allowed_allow_and_deny():
 
 # --- hostile registries (issue 13) ----------------------------------------------------------
 
-REPRO = REPO.parent / "shared" / "repro"
+REPRO = shared_repro_dir()
 
 
 def _repro(name: str) -> Path:

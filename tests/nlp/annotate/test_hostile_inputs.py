@@ -14,11 +14,11 @@ import pytest
 
 from nlp.annotate.jsonl import run_themes_jsonl
 from nlp.cli import main
-from nlp.config import load_settings
+from nlp.config import load_settings, shared_repro_dir
 from nlp.errors import BarometreError
 from nlp.indicators.join import read_scores
 
-REPRO = Path(__file__).resolve().parents[4] / "shared" / "repro"
+REPRO = shared_repro_dir()
 
 VALID = [{"id": f"p{i}", "text": t} for i, t in enumerate([
     "La métropole déploie la médiation numérique dans ses quartiers.",

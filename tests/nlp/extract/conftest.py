@@ -13,7 +13,7 @@ import pytest
 
 from pdf_builders import FONT, build_pdf, page_object, text_stream
 
-from nlp.config import REPO_ROOT
+from nlp.config import REPO_ROOT, shared_repro_dir
 from nlp.store import CorpusStore
 
 _GEN_PATH = REPO_ROOT / "tests" / "fixtures" / "pdfs" / "generate.py"
@@ -123,7 +123,7 @@ def html_page() -> str:
     return HTML_PAGE
 
 
-REPRO_DIR = REPO_ROOT.parent / "shared" / "repro"
+REPRO_DIR = shared_repro_dir()
 
 
 @pytest.fixture(scope="session")
