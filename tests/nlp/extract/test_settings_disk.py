@@ -75,6 +75,11 @@ def test_config_reproducers(repro: Path, tmp_path: Path, capsys: pytest.CaptureF
         assert main(["extract", "--config", str(repro / name), "--corpus-dir", str(tmp_path / "c")]) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and name in err and f"'{key}'" in err, err
+    # a settings file that is not UTF-8: one message naming the file and the line
+    name = "config_invalid_utf8__UnicodeDecodeError.yaml"
+    assert main(["extract", "--config", str(repro / name), "--corpus-dir", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and name in err and "invalid UTF-8 at line 1" in err, err
 
 
 # --- a full or read-only disk ---------------------------------------------------------------------
