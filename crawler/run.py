@@ -64,6 +64,8 @@ class CrawlSummary:
     rows: list[dict[str, Any]] = field(default_factory=list)
     csv_path: Path | None = None
     returncode: int = 0
+    # Per-metropolis jobs (crawler.jobs): slugs, exit code, seconds, worker, rows merged.
+    jobs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def columns(self) -> list[str]:
@@ -77,9 +79,12 @@ class CrawlSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (for run_info.json)."""
-        return {"rows": self.rows, "totals": self.totals(),
-                "csv_path": str(self.csv_path) if self.csv_path else None,
-                "returncode": self.returncode}
+        out = {"rows": self.rows, "totals": self.totals(),
+               "csv_path": str(self.csv_path) if self.csv_path else None,
+               "returncode": self.returncode}
+        if self.jobs:
+            out["jobs"] = [{k: v for k, v in j.items() if k != "log_tail"} for j in self.jobs]
+        return out
 
     def to_text(self) -> str:
         """A plain-text table for the terminal (only non-empty status columns)."""
@@ -151,9 +156,10 @@ def reset_jobdir(jobdir: Path) -> None:
         shutil.rmtree(jobdir)
 
 
-def jobdir_for(corpus_dir: Path, spider: str) -> Path:
-    """Scrapy JOBDIR of a spider inside the corpus (kept for ``--resume``)."""
-    return Path(corpus_dir) / ".crawl" / "jobs" / spider
+def jobdir_for(state_dir: Path, spider: str) -> Path:
+    """Scrapy JOBDIR of a spider in a crawl's state directory (``corpus/.crawl`` for the
+    single-process crawl, the job's directory for a per-metropolis job; kept for ``--resume``)."""
+    return Path(state_dir) / "jobs" / spider
 
 
 def _apply_limit_overrides(registry: dict[str, Any], slugs: list[str], options: dict[str, Any]) -> None:
@@ -241,13 +247,18 @@ def run_crawl(
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
     log_level: str = "INFO",
+    compute: Any = None,
 ) -> CrawlSummary:
-    """Crawl the selected metropolises in a subprocess; return and write the summary.
+    """Crawl the selected metropolises in a subprocess, or as per-metropolis jobs on a Dask
+    cluster; return and write the summary.
 
     Input: a registry (YAML path or ``Registry.to_dict()``), the corpus and outputs
     directories, slugs (None: all), ``resume`` (go on with an interrupted crawl), overrides
-    (module docstring), progress lines on/off, log level. Output: the summary, also written
-    to ``outputs_dir/tables/crawl_summary.csv``.
+    (module docstring), progress lines on/off, log level, the compute settings
+    (:class:`nlp.compute.ComputeSettings`: a scheduler address or ``slurm`` runs one job per
+    metropolis there, :mod:`crawler.jobs`; ``local``/``inprocess`` or None crawl in one
+    process on this machine, which crawls many sites at once: the network bounds it, not the
+    cores). Output: the summary, also written to ``outputs_dir/tables/crawl_summary.csv``.
 
     Raises RegistryError (invalid registry, unknown slug) before anything starts, and
     CrawlError when the crawl process fails (the summary CSV is still written from what the
@@ -256,6 +267,8 @@ def run_crawl(
     """
     args = build_crawl_args(registry, corpus_dir, metropoles, resume, overrides, progress, log_level)
     Path(corpus_dir).mkdir(parents=True, exist_ok=True)
+    if compute is not None and compute.mode() in ("address", "slurm"):
+        return _run_jobs(args, Path(outputs_dir), compute)
     args_path = write_crawl_args(args)
     command, env = crawl_command(args_path)
     interrupted = False
@@ -281,12 +294,46 @@ def run_crawl(
     return summary
 
 
+def _run_jobs(args: dict[str, Any], outputs_dir: Path, compute: Any) -> CrawlSummary:
+    """The crawl as per-metropolis jobs (crawler.jobs); the summary is written either way."""
+    from crawler.jobs import run_jobs
+
+    error: CrawlError | None = None
+    try:
+        records = run_jobs(args, compute)
+    except CrawlError as exc:
+        error, records = exc, []
+    summary = summarise(Path(args["corpus_dir"]), args["metropoles"])
+    summary.jobs = records
+    summary.returncode = 1 if error else 0
+    write_summary_csv(summary, outputs_dir / "tables" / "crawl_summary.csv")
+    if error:
+        raise error
+    return summary
+
+
 def _has_fileno(stream: Any) -> bool:
     try:
         stream.fileno()
         return True
     except (AttributeError, OSError, ValueError):
         return False
+
+
+def _crawl_started(args: dict[str, Any], corpus_dir: Path, state_dir: Path, manifest: str | None) -> str:
+    """When this crawl began (``state_dir/crawl.json``): kept across resumes; what the store
+    recorded since is done."""
+    from crawler.state import crawl_start_time
+    from nlp.store import CorpusStore
+
+    marker = state_dir / "crawl.json"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    if args.get("resume") and marker.exists():
+        return json.loads(marker.read_text(encoding="utf-8"))["started_at"]
+    with CorpusStore(corpus_dir, **manifest_options(manifest)) as store:
+        started = crawl_start_time(store)
+    marker.write_text(json.dumps({"started_at": started}), encoding="utf-8")
+    return started
 
 
 def crawl_in_process(args: dict[str, Any]) -> int:
@@ -298,8 +345,6 @@ def crawl_in_process(args: dict[str, Any]) -> int:
 
     from crawler.spiders.deliberations import DeliberationsSpider
     from crawler.spiders.site import SiteSpider
-    from crawler.state import crawl_start_time
-
     settings = Settings()
     settings.setmodule("crawler.settings", priority="project")
     # Crawlers are built here (one JOBDIR each), so the reactor is installed here too.
@@ -310,19 +355,13 @@ def crawl_in_process(args: dict[str, Any]) -> int:
     settings.setdict(user, priority="cmdline")
     settings.set("LOG_LEVEL", args.get("log_level", "INFO"), priority="cmdline")
     corpus_dir = Path(args["corpus_dir"])
+    # A per-metropolis job (crawler.jobs) has its own state directory and manifest.
+    state_dir = Path(args.get("state_dir") or corpus_dir / ".crawl")
+    manifest = args.get("manifest")
     settings.set("BAROMETRE_CORPUS_DIR", str(corpus_dir), priority="cmdline")
+    settings.set("BAROMETRE_MANIFEST", manifest, priority="cmdline")
     settings.set("BAROMETRE_RESUME", bool(args.get("resume")), priority="cmdline")
-    # When this crawl began: kept across resumes; what the store recorded since is done.
-    marker = corpus_dir / ".crawl" / "crawl.json"
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    if args.get("resume") and marker.exists():
-        started = json.loads(marker.read_text(encoding="utf-8"))["started_at"]
-    else:
-        from nlp.store import CorpusStore
-
-        with CorpusStore(corpus_dir) as store:
-            started = crawl_start_time(store)
-        marker.write_text(json.dumps({"started_at": started}), encoding="utf-8")
+    started = _crawl_started(args, corpus_dir, state_dir, manifest)
     settings.set("BAROMETRE_CRAWL_STARTED", started, priority="cmdline")
     classes = {"site": SiteSpider, "deliberations": DeliberationsSpider}
     plan = []
@@ -332,7 +371,7 @@ def crawl_in_process(args: dict[str, Any]) -> int:
             e.get("deliberation_datasets") for e in args["registry"]["metropoles"] if e["slug"] in args["metropoles"]
         ):
             continue
-        jobdir = jobdir_for(corpus_dir, name)
+        jobdir = jobdir_for(state_dir, name)
         if not args.get("resume"):
             reset_jobdir(jobdir)
         s = settings.copy()
@@ -363,15 +402,48 @@ def crawl_in_process(args: dict[str, Any]) -> int:
 
     from twisted.internet import reactor
 
+    from crawler.jobs import LockedError, MetropoleLocks
+
     reactor.callWhenRunning(chain)
-    process.start(stop_after_crawl=False)
+    try:
+        # No two processes crawl a metropolis at once (another client, a job's retry).
+        with MetropoleLocks(corpus_dir, args["metropoles"], wait=float(args.get("lock_wait") or 0)):
+            process.start(stop_after_crawl=False)
+    except LockedError as exc:
+        log.error("%s", exc)
+        return 75  # EX_TEMPFAIL: try again once the other crawl has ended
     if failures:
         log.error("crawl ended early: %s", "; ".join(failures))
         return 130 if any("shutdown" in f for f in failures) else 1
     return 0
 
 
+def manifest_options(manifest: str | None) -> dict[str, Any]:
+    """CorpusStore options of a crawl: a job's own manifest (rollback journal: it may lie on a
+    network filesystem, where WAL does not work), or the corpus store itself."""
+    return {"manifest": manifest, "journal_mode": "DELETE"} if manifest else {}
+
+
+def _die_with_parent() -> None:
+    """Linux, when started by a crawl job (crawler.jobs.run_job sets BAROMETRE_PARENT_PID):
+    SIGTERM — Scrapy's clean shutdown, queue saved — when the Dask worker that started this
+    crawl dies, so that no orphan crawl races the job's retry."""
+    parent = os.environ.get("BAROMETRE_PARENT_PID")
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not glibc/musl
+        return
+    if os.getppid() != int(parent):  # the worker died before prctl took effect
+        sys.exit(75)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _die_with_parent()
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m crawler.run ARGS.json", file=sys.stderr)

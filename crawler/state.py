@@ -166,7 +166,10 @@ class CrawlStateExtension:
             raise NotConfigured("set BAROMETRE_CORPUS_DIR (or -a corpus_dir=...)")
         resume = spider.resume if spider.resume is not None else settings.getbool("BAROMETRE_RESUME")
         jobdir = Path(settings["JOBDIR"]) if settings.get("JOBDIR") else None
-        state = CrawlState(CorpusStore(Path(corpus)), {s: m.limits for s, m in spider.metros.items()},
+        from crawler.run import manifest_options
+
+        store = CorpusStore(Path(corpus), **manifest_options(settings.get("BAROMETRE_MANIFEST")))
+        state = CrawlState(store, {s: m.limits for s, m in spider.metros.items()},
                            started=settings.get("BAROMETRE_CRAWL_STARTED"), resume=bool(resume), jobdir=jobdir)
         ext = cls(state)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)

@@ -20,7 +20,7 @@ from nlp.errors import BarometreError
 log = logging.getLogger("barometre")
 
 STAGE_HELP = {
-    "crawl": "crawl the registry's metropolises with the Scrapy spider (run in a subprocess)",
+    "crawl": "crawl the registry's metropolises with the Scrapy spiders (a subprocess, or one job per metropolis on a cluster)",
     "import": "add a folder of local PDF/HTML/DOCX/ODT/TXT files for one metropolis",
     "extract": "extract clean text from every stored document (incremental)",
     "text": "print the cleaned text of one local file (no corpus involved)",
@@ -70,13 +70,14 @@ _LEXICONS = _a("--lexicons", type=Path, help="lexicon folder (default: lexicons/
 _REGISTRY = _a("--registry", type=Path, help="registry YAML (default: crawler/metropoles.yaml)")
 _CONTACT = _a("--contact", help="contact (e-mail or URL) put in the user agent")
 _SCHEDULER = _a("--scheduler", metavar="WHERE",
-                help="where extract and annotate run: local (default: a Dask LocalCluster, in process for "
-                     "small corpora), inprocess, tcp://HOST:PORT (an existing Dask scheduler) or slurm")
+                help="where the work runs: local (default: a Dask LocalCluster, in process for "
+                     "small corpora), inprocess, tcp://HOST:PORT (an existing Dask scheduler) or slurm; "
+                     "for crawl, an address or slurm runs one crawl job per metropolis there")
 # command -> (common options: "all" | "no-metropole" | "file", its own arguments)
 COMMAND_ARGS: dict[str, tuple[str, list[tuple[tuple[str, ...], dict[str, Any]]]]] = {
     "crawl": ("all", [_REGISTRY, _a("--resume", action="store_true", help="resume an interrupted crawl"), _CONTACT,
                       _a("--max-pages", type=int, help="pages per metropolis"),
-                      _a("--max-depth", type=int, help="link depth from the start URLs")]),
+                      _a("--max-depth", type=int, help="link depth from the start URLs"), _SCHEDULER]),
     "import": ("no-metropole", [_a("folder", type=Path, help="folder of documents"),
                                 _a("--metropole", required=True, help="slug of the metropolis they belong to")]),
     "extract": ("all", [_a("--workers", type=int, help="worker processes (default: 2)"), _SCHEDULER,

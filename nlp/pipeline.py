@@ -112,7 +112,7 @@ def stage_crawl(settings: Settings, *, registry: Path | dict | None = None, resu
             settings.corpus_dir, settings.outputs_dir,
             metropoles=settings.metropoles or None, resume=resume,
             overrides=dict(settings.crawl), progress=settings.progress,
-            log_level=settings.log_level,
+            log_level=settings.log_level, compute=compute_settings(settings.compute),
         )
     result = _jsonable(summary)
     update_run_info(settings.outputs_dir, "crawl", result, t["seconds"], settings)

@@ -233,12 +233,19 @@ class CorpusStore:
     """
 
     @_disk_errors("open it for writing")
-    def __init__(self, corpus_dir: Path | str, *, timeout: float = 60.0) -> None:
+    def __init__(self, corpus_dir: Path | str, *, timeout: float = 60.0, manifest: Path | str | None = None,
+                 journal_mode: str = "WAL") -> None:
+        # ``manifest``: the SQLite file to use instead of ``corpus.sqlite`` (a crawl job's own
+        # manifest, crawler.jobs: files still go to the shared corpus folder, rows to the job's
+        # file). ``journal_mode``: "DELETE" for a manifest on a network filesystem, where WAL's
+        # shared memory does not work.
+        if journal_mode not in ("WAL", "DELETE"):
+            raise ValueError(f"journal_mode must be WAL or DELETE, not {journal_mode!r}")
         self.root = Path(corpus_dir)
         self.root.mkdir(parents=True, exist_ok=True)
         self.files_dir = self.root / "files"
         self.text_dir = self.root / "text"
-        self.db_path = self.root / DB_NAME
+        self.db_path = Path(manifest) if manifest is not None else self.root / DB_NAME
         try:
             self.conn = sqlite3.connect(self.db_path, timeout=timeout, isolation_level=None)
         except sqlite3.Error as exc:  # pragma: no cover - depends on the filesystem
@@ -248,7 +255,7 @@ class CorpusStore:
         # WAL is a property of the database file: set once. Switching needs an exclusive lock
         # and SQLite answers "database is locked" at once, without its busy handler, when
         # another process is creating or migrating the same store: retry until the timeout.
-        _retry_locked(lambda: self.conn.execute("PRAGMA journal_mode = WAL"), timeout)
+        _retry_locked(lambda: self.conn.execute(f"PRAGMA journal_mode = {journal_mode}"), timeout)
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute("PRAGMA foreign_keys = ON")
         self._depth = 0

@@ -5,8 +5,8 @@
 - spiders yield requests and items: they never write to the store, nor look for it on the
   spider (``hasattr(spider, "store")``); the store is the crawl state's
   (:mod:`crawler.state`), written by the pipeline only;
-- imports run one way: ``crawler`` imports the nlp core (store, schema, io, errors, media,
-  config), never a stage package.
+- imports run one way: ``crawler`` imports the nlp core (store and its job manifests, schema,
+  io, errors, media, config, compute), never a stage package.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import pytest
 
 CRAWLER = Path(__file__).resolve().parents[2] / "crawler"
 MODULES = sorted(CRAWLER.rglob("*.py"))
-NLP_CORE = {"nlp", "nlp.store", "nlp.schema", "nlp.io", "nlp.errors", "nlp.media", "nlp.config"}
+NLP_CORE = {"nlp", "nlp.store", "nlp.manifests", "nlp.schema", "nlp.io", "nlp.errors", "nlp.media", "nlp.config",
+            "nlp.compute"}
 
 
 def _rel(path: Path) -> str:
