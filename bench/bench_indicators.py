@@ -1,10 +1,14 @@
 """Benchmark of the indicators stage (run by hand, not a test).
 
-Synthetic annotate-stage tables of the target size (22 metropolises × 10 themes × 5 years,
-200,000 hits, documents of a few thousand words) → ``compute_indicators`` with 1,000
-bootstrap draws. Prints the time of each part side by side, and the ratio to the 30 s target.
+The demo's annotate-stage tables (``outputs/tables``: run ``make run`` first, or pass
+``--from`` another outputs folder) copied until the corpus reaches ``--docs`` documents, spread
+over about 22 metropolises (each copy of a document gets a new id; its paragraphs and hits
+follow it) → ``compute_indicators`` with ``--draws`` bootstrap draws, in this process and, with
+``--scheduler``, on a Dask cluster (``local``: a LocalCluster of ``--workers`` processes, its
+start included in the time). Prints the times side by side, their ratio, the ratio to the 30 s
+target, and whether the tables are identical.
 
-    .venv/bin/python bench/bench_indicators.py [--hits 200000] [--docs 4400] [--draws 1000]
+    .venv/bin/python bench/bench_indicators.py [--docs 4400] [--draws 1000] [--scheduler local]
 """
 from __future__ import annotations
 
@@ -13,89 +17,67 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nlp.indicators import IndicatorSettings, compute_indicators, write_indicators  # noqa: E402
-from nlp.schema import DOC_TYPES, THEMES  # noqa: E402
+from nlp.compute import ComputeSettings, client_for  # noqa: E402
+from nlp.indicators import IndicatorSettings, compute_indicators  # noqa: E402
 
 
-def synthetic_tables(n_metros: int = 22, n_docs: int = 4400, n_hits: int = 200_000,
-                     years: tuple[int, ...] = (2019, 2020, 2021, 2022, 2023), seed: int = 0
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Documents and hits tables with the columns of nlp.schema, random but plausible."""
-    rng = np.random.default_rng(seed)
-    metros = [f"metro-{i:02d}" for i in range(n_metros)]
-    themes = list(THEMES)
-    doc_metro = rng.integers(0, n_metros, n_docs)
-    n_words = rng.integers(300, 20_000, n_docs)
-    docs = pd.DataFrame({
-        "document_id": [f"{i:064x}" for i in range(n_docs)],
-        "metropole": [metros[m] for m in doc_metro],
-        "url": [f"https://example.org/doc/{i}.pdf" for i in range(n_docs)],
-        "title": [f"Document {i}" for i in range(n_docs)],
-        "doc_type": rng.choice(list(DOC_TYPES), n_docs),
-        "year": rng.choice(list(years), n_docs),
-        "n_pages": rng.integers(1, 40, n_docs),
-        "n_paragraphs": n_words // 60, "n_sentences": n_words // 20, "n_words": n_words,
-        "n_digital_paragraphs": n_words // 600, "extraction_status": "ok",
-    })
-    docs["date"] = docs["year"].astype(str) + "-06-01"
-    # hits fall in documents proportionally to their length; theme mix varies by metropolis
-    d = rng.choice(n_docs, n_hits, p=n_words / n_words.sum())
-    mix = rng.dirichlet(np.ones(len(themes)) * 2, n_metros)
-    u = rng.random(n_hits)
-    cum = np.cumsum(mix, axis=1)[doc_metro[d]]
-    t = (u[:, None] > cum).sum(axis=1).clip(0, len(themes) - 1)
-    sub = np.where(np.array(themes)[t] == "frein_interne",
-                   rng.choice(["acculturation", "technique", "politique", "budgetaire"], n_hits),
-                   np.where(np.array(themes)[t] == "frein_externe",
-                            rng.choice(["craintes", "fracture"], n_hits), None))
-    hits = pd.DataFrame({
-        "document_id": docs["document_id"].to_numpy()[d],
-        "metropole": docs["metropole"].to_numpy()[d],
-        "url": docs["url"].to_numpy()[d],
-        "page": rng.integers(1, 20, n_hits), "paragraph": rng.integers(0, 30, n_hits),
-        "sentence_index": rng.integers(0, 5, n_hits),
-        "sentence": "La métropole déploie le numérique pour les usagers.",
-        "start": 3, "end": 12, "theme": np.array(themes)[t], "subtheme": sub,
-        "term_id": [f"{themes[x]}.term{k}" for x, k in zip(t, rng.integers(0, 15, n_hits))],
-        "matched": "métropole", "negated": rng.random(n_hits) < 0.03,
-        "digital_context": True,
-        "doc_type": docs["doc_type"].to_numpy()[d], "year": docs["year"].to_numpy()[d],
-    })
-    return docs, hits
+def scaled_tables(source: Path, n_docs: int, n_metros: int = 22) -> tuple[pd.DataFrame, ...]:
+    """The annotate tables of ``source`` copied to ``n_docs`` document rows over about
+    ``n_metros`` metropolises (copy k of metropolis m is ``m-(k mod n)``)."""
+    tables = [pd.read_parquet(source / f"{n}.parquet") for n in ("documents", "paragraphs", "hits")]
+    base_metros = sorted(tables[0]["metropole"].unique())
+    per = max(1, round(n_metros / len(base_metros)))
+    copies = max(1, -(-n_docs // len(tables[0])))
+    out = []
+    for table in tables:
+        parts = []
+        for k in range(copies):
+            t = table.copy()
+            t["document_id"] = t["document_id"] + f"-{k}"
+            t["metropole"] = t["metropole"] + f"-{k % per}"
+            parts.append(t)
+        out.append(pd.concat(parts, ignore_index=True))
+    keep = set(out[0]["document_id"].iloc[:n_docs])
+    return tuple(t[t["document_id"].isin(keep)].reset_index(drop=True) for t in out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--hits", type=int, default=200_000)
+    ap.add_argument("--from", dest="source", type=Path, default=Path("outputs"))
     ap.add_argument("--docs", type=int, default=4400)
     ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--write", type=Path, default=None, help="also write tables there")
+    ap.add_argument("--scheduler", default=None, help="also run the bootstrap there (local, tcp://…)")
+    ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
+    tables = Path(args.source) / "tables"
+    if not (tables / "documents.parquet").exists():
+        sys.exit(f"no annotate tables in {tables}: run `make run` first (or pass --from)")
+    docs, paras, hits = scaled_tables(tables, args.docs)
+    print(f"data: {len(docs)} documents, {len(paras)} paragraphs, {len(hits)} hits, "
+          f"{docs.metropole.nunique()} metropolises")
+    s = IndicatorSettings(draws=args.draws)
     t0 = time.perf_counter()
-    docs, hits = synthetic_tables(n_docs=args.docs, n_hits=args.hits)
+    compute_indicators(docs, paras, hits, IndicatorSettings(draws=0))
     t1 = time.perf_counter()
-    res0 = compute_indicators(docs, hits, IndicatorSettings(draws=0))
+    here = compute_indicators(docs, paras, hits, s)
     t2 = time.perf_counter()
-    res = compute_indicators(docs, hits, IndicatorSettings(draws=args.draws))
-    t3 = time.perf_counter()
-    print(f"data: {len(docs)} documents, {len(hits)} hits, "
-          f"{docs.metropole.nunique()} metropolises, {docs.year.nunique()} years "
-          f"(generated in {t1 - t0:.1f} s)")
-    print(f"compute_indicators, no bootstrap      : {t2 - t1:6.2f} s")
-    print(f"compute_indicators, {args.draws} draws       : {t3 - t2:6.2f} s "
-          f"({(t3 - t2) / 30:.2f} of the 30 s target; bootstrap adds "
-          f"{(t3 - t2) / max(t2 - t1, 1e-9):.1f}× the no-bootstrap time)")
-    print(f"tidy rows: {len(res.tidy)}, evidence rows: {len(res.evidence)}, "
-          f"tidy rows without bootstrap: {len(res0.tidy)}")
-    if args.write:
-        t4 = time.perf_counter()
-        write_indicators(res, args.write)
-        print(f"write_indicators: {time.perf_counter() - t4:.2f} s")
+    print(f"no bootstrap             : {t1 - t0:6.2f} s")
+    print(f"{args.draws} draws, in process  : {t2 - t1:6.2f} s ({(t2 - t1) / 30:.2f} of the 30 s target)")
+    if args.scheduler:
+        compute = ComputeSettings(scheduler=args.scheduler, workers=args.workers, local_min_documents=0)
+        t3 = time.perf_counter()
+        with client_for(compute) as client:
+            t4 = time.perf_counter()
+            there = compute_indicators(docs, paras, hits, s, client=client)
+        t5 = time.perf_counter()
+        same = all(here.tables[n].equals(there.tables[n]) for n in here.tables)
+        print(f"{args.draws} draws, {args.scheduler} ({args.workers} workers): {t5 - t3:6.2f} s "
+              f"(cluster start {t4 - t3:.2f} s); ratio to in process {(t5 - t3) / (t2 - t1):.2f}; "
+              f"tables identical: {same}")
 
 
 if __name__ == "__main__":

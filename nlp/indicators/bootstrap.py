@@ -72,11 +72,21 @@ class Cells:
     draws: np.ndarray | None
 
 
+def cell_draws(part: list[tuple[int, str, np.ndarray]], n_draws: int, seed: int) -> list[tuple[int, np.ndarray]]:
+    """The bootstrap draws of a partition of cells: for each ``(g, key, rows)`` (the cell's
+    index, key string and document rows of ``M``), the ``n_draws × K`` sums of its documents
+    resampled with replacement. Runs in process or as a Dask task (nlp.compute): a cell's
+    draws depend only on (seed, key, rows), so the partitioning never changes them."""
+    with single_thread_blas():
+        return [(g, resample_weights(cell_rng(seed, key), len(rows), n_draws) @ rows) for g, key, rows in part]
+
+
 def aggregate(codes: np.ndarray, keys: pd.DataFrame, key_strings: list[str], M: np.ndarray,
-              n_draws: int, seed: int) -> Cells:
+              n_draws: int, seed: int, client: Any = None) -> Cells:
     """Sum the rows of ``M`` (documents × columns) into cells (``codes`` = cell of each
     document) and, with ``n_draws``, into each bootstrap draw (documents resampled within
-    their cell)."""
+    their cell). ``client``: a Dask client to run the draws on, partitions of cells as tasks
+    (None: here); the result is the same either way."""
     G, K = len(keys), M.shape[1]
     sums = np.zeros((G, K))
     np.add.at(sums, codes, M)
@@ -86,13 +96,33 @@ def aggregate(codes: np.ndarray, keys: pd.DataFrame, key_strings: list[str], M: 
         draws = np.full((n_draws, G, K), np.nan)
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(G + 1))
-        with single_thread_blas():
-            for g in range(G):
-                idx = order[bounds[g]:bounds[g + 1]]
-                if len(idx):
-                    w = resample_weights(cell_rng(seed, key_strings[g]), len(idx), n_draws)
-                    draws[:, g, :] = w @ M[idx]
+        cells = [(g, key_strings[g], M[order[bounds[g]:bounds[g + 1]]]) for g in range(G) if bounds[g + 1] > bounds[g]]
+        if client is None:
+            results = [cell_draws(cells, n_draws, seed)]
+        else:
+            from nlp.compute import map_partitions, n_workers
+
+            # About four tasks per worker, cut by documents so that tasks weigh alike.
+            parts = _balanced(cells, 4 * n_workers(client))
+            results = [r.value for r in map_partitions(cell_draws, parts, n_draws, seed, client=client,
+                                                       name="bootstrap")]
+        for result in results:
+            for g, d in result:
+                draws[:, g, :] = d
     return Cells(keys, key_strings, n_docs, sums, draws)
+
+
+def _balanced(cells: list[tuple[int, str, np.ndarray]], n_parts: int) -> list[list[tuple[int, str, np.ndarray]]]:
+    """``cells`` cut into at most ``n_parts`` consecutive partitions of about equal documents."""
+    total = sum(len(rows) for _g, _k, rows in cells) or 1
+    parts: list[list[tuple[int, str, np.ndarray]]] = [[]]
+    done = 0
+    for cell in cells:
+        if parts[-1] and done >= total * len(parts) / n_parts:
+            parts.append([])
+        parts[-1].append(cell)
+        done += len(cell[2])
+    return [p for p in parts if p]
 
 
 def group_codes(docs: pd.DataFrame, cols: list[str], metropoles: list[str]

@@ -20,6 +20,8 @@ draws) and the tidy table of every measure:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -74,7 +76,9 @@ class Level:
         return self._col(1, self.cells.sums)
 
 
-def build_level(base: Base, name: str, draws: int, seed: int) -> Level | None:
+def build_level(base: Base, name: str, draws: int, seed: int, client: Any = None) -> Level | None:
+    """The cells of one level (``all``, ``year``, ``doc_type``) with their bootstrap draws
+    (computed on ``client``'s cluster when given, :func:`nlp.indicators.bootstrap.aggregate`)."""
     cols = {"all": ["metropole"], "year": ["metropole", "year"], "doc_type": ["metropole", "doc_type"]}[name]
     docs = base.docs
     M = base.stacked()
@@ -84,7 +88,7 @@ def build_level(base: Base, name: str, draws: int, seed: int) -> Level | None:
     if name != "all" and docs.empty:
         return None
     codes, keys, kstr = group_codes(docs, cols, base.metropoles)
-    return Level(name, aggregate(codes, keys, kstr, M, draws, seed), len(base.columns))
+    return Level(name, aggregate(codes, keys, kstr, M, draws, seed, client), len(base.columns))
 
 
 def mix_adjusted(all_level: Level, type_level: Level, type_weights: dict[str, float], draws: bool

@@ -106,17 +106,19 @@ def load_correction(outputs_dir: Path, settings: IndicatorSettings) -> Correctio
 
 
 def compute_indicators(documents: pd.DataFrame, paragraphs: pd.DataFrame, hits: pd.DataFrame,
-                       settings: IndicatorSettings | None = None, correction: Correction | None = None
-                       ) -> IndicatorResult:
-    """Compute every indicator table (nothing is written; see :func:`write_indicators`)."""
+                       settings: IndicatorSettings | None = None, correction: Correction | None = None,
+                       client: Any = None) -> IndicatorResult:
+    """Compute every indicator table (nothing is written; see :func:`write_indicators`).
+    ``client``: a Dask client on which the bootstrap draws run (None: in this process; the
+    tables are the same)."""
     s = settings or IndicatorSettings()
     config = load_config(s.maturity_path)
     themes = list(THEMES)
     base = build_base(documents, paragraphs, hits, themes, doc_types=s.doc_types, metropoles=s.metropoles)
-    levels = {"all": build_level(base, "all", s.draws, s.seed)}
+    levels = {"all": build_level(base, "all", s.draws, s.seed, client)}
     if s.by_year:
-        levels["year"] = build_level(base, "year", s.draws, s.seed)
-    levels["doc_type"] = build_level(base, "doc_type", s.draws, s.seed)
+        levels["year"] = build_level(base, "year", s.draws, s.seed, client)
+    levels["doc_type"] = build_level(base, "doc_type", s.draws, s.seed, client)
     all_level = levels["all"]
     values = level_values(all_level)
     if levels["doc_type"] is not None:
@@ -145,7 +147,7 @@ def compute_indicators(documents: pd.DataFrame, paragraphs: pd.DataFrame, hits: 
     }
     tables.update(compute_maturity(metros, values, themes, rankable, config, s.confidence, s.min_documents))
     tables.update(compare_profiles(metros, themes, values["paragraph_share"][0], s.n_clusters))
-    tables["subthemes"] = _subthemes(documents, paragraphs, hits, s)
+    tables["subthemes"] = _subthemes(documents, paragraphs, hits, s, client)
     tables["evidence"] = sample_evidence(hits, paragraphs, base.docs, themes, s.evidence_per_cell, s.seed)
     tables["indicators_wide"] = _wide(tidy_all, all_level, tables["maturity_index"])
     tables["barriers"] = tidy_all[(tidy_all["level"] == "all") & tidy_all["theme"].isin(BARRIER_THEMES)]
@@ -154,12 +156,12 @@ def compute_indicators(documents: pd.DataFrame, paragraphs: pd.DataFrame, hits: 
     return IndicatorResult(tables, s, config, correction, metros, base.warnings)
 
 
-def _subthemes(documents: pd.DataFrame, paragraphs: pd.DataFrame, hits: pd.DataFrame, s: IndicatorSettings
-               ) -> pd.DataFrame:
+def _subthemes(documents: pd.DataFrame, paragraphs: pd.DataFrame, hits: pd.DataFrame, s: IndicatorSettings,
+               client: Any = None) -> pd.DataFrame:
     cols = [f"{t}.{sub}" for t, subs in SUBTHEMES.items() for sub in subs]
     base = build_base(documents, paragraphs, hits, cols, doc_types=s.doc_types, metropoles=s.metropoles,
                       subthemes=True)
-    level = build_level(base, "all", s.draws, s.seed + 1)
+    level = build_level(base, "all", s.draws, s.seed + 1, client)
     out = tidy(level, cols, level_values(level), s.confidence, s.min_documents, None)
     out.insert(3, "subtheme", out["theme"].str.split(".").str[1])
     out["theme"] = out["theme"].str.split(".").str[0]
