@@ -85,3 +85,29 @@ def test_rate_limit_reset_of_opendatasoft_portals():
     assert parse_rate_limit_reset("1699999990", now=1700000000.0) == 0.0
     assert parse_rate_limit_reset("tomorrow") is None and parse_rate_limit_reset(None) is None
     assert parse_rate_limit_reset("9" * 40) is None
+
+
+def test_queued_requests_name_their_callbacks_as_scrapy_does():
+    """CrawlRequest looks callbacks up on a callbacks-only view of the spider (speed); the
+    dictionary written to the disk queue and the request read back are Scrapy's."""
+    from scrapy import Request
+    from scrapy.utils.request import request_from_dict
+
+    from crawler.spiders.base import CrawlRequest
+    from crawler.spiders.site import SiteSpider
+
+    registry = {"version": 1, "metropoles": [{"slug": "testville", "name": "Test", "siren": "100000009",
+                                              "domains": ["example.org"], "start_urls": ["https://example.org/"],
+                                              "fictional": True}]}
+    spider = SiteSpider(registry=registry)
+    for callback in (spider.parse_response, spider.parse_sitemap, spider.parse_robots, spider.parse):
+        ours = CrawlRequest("https://example.org/a", callback=callback, errback=spider.on_error, meta={"b_m": "x"})
+        plain = Request("https://example.org/a", callback=callback, errback=spider.on_error, meta={"b_m": "x"})
+        d = ours.to_dict(spider=spider)
+        assert {k: v for k, v in d.items() if k != "_class"} == plain.to_dict(spider=spider)
+        assert d["callback"] == callback.__name__ and d["errback"] == "on_error"
+        back = request_from_dict(d, spider=spider)
+        assert type(back) is CrawlRequest and back.callback == callback and back.meta == {"b_m": "x"}
+    # A callback outside parse*/on_* is still found (the full search).
+    odd = CrawlRequest("https://example.org/b", callback=spider.replay_link)
+    assert odd.to_dict(spider=spider)["callback"] == "replay_link"
