@@ -13,8 +13,8 @@ file and no folder name holds a ``=``, so plain ``pandas.read_parquet(folder)`` 
 ``pyarrow.dataset.dataset(folder)`` read the whole dataset with the same columns, dtypes and
 values as the old single file. Hive folders would turn ``metropole`` into a dictionary
 (pandas: categorical) column moved to the end, and pyarrow refuses a Hive folder whose files
-also hold the column. A filter on ``metropole`` still skips the other files (each file's
-statistics hold one value). Rows come back grouped by metropolis, folders in name order, each
+also hold the column. A pyarrow filter on ``metropole`` still skips the other files' data
+(each file's statistics hold one value). Rows come back grouped by metropolis, folders in name order, each
 keeping its rows' order.
 
 - :func:`write_table`: the one writer the stages call (a single file, or a dataset with
