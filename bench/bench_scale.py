@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from nlp.annotate import AnnotateSettings, run_annotate  # noqa: E402
 from nlp.compute import ComputeSettings  # noqa: E402
 from nlp.extract import ExtractSettings, run_extract  # noqa: E402
+from nlp.io import read_table  # noqa: E402
 from nlp.store import CorpusStore  # noqa: E402
 
 
@@ -79,9 +80,7 @@ def one_run(source: Path, work: Path, n_workers: int) -> dict[str, Any]:
             annotate_s = time.perf_counter() - t
             pages = sum(int(r["pages"] or 0) for r in store.latest_extractions())
         usage = client.run(worker_usage)
-        import pandas as pd
-
-        words = int(pd.read_parquet(work / "outputs" / "tables" / "documents.parquet")["n_words"].sum())
+        words = int(read_table(work / "outputs" / "tables" / "documents.parquet", columns=["n_words"])["n_words"].sum())
     finally:
         client.close()
         cluster.close()

@@ -1,9 +1,12 @@
 """Small shared helpers every stage may use: atomic writes, text decoding, CSV dialects, JSONL
 and YAML reading with limits, accent folding. No stage logic lives here.
 
-- :func:`atomic_write` / :func:`atomic_open` / :func:`write_table`: readers see either the old
-  file or the whole new one (temporary name in the same folder, fsync, rename, folder fsync);
-  a failure leaves no temporary file behind.
+- :func:`atomic_write` / :func:`atomic_open`: readers see either the old file or the whole new
+  one (temporary name in the same folder, fsync, rename, folder fsync); a failure leaves no
+  temporary file behind.
+- Parquet tables and per-metropolis datasets (:func:`write_table`, :func:`read_table`,
+  :func:`staged_dataset`, :func:`write_partition`) live in :mod:`nlp.tableio`, reachable from
+  here too.
 - :func:`decode_bytes`: text of a file whose encoding is unknown (BOMs, UTF-8, then
   charset-normalizer, then windows-1252); :func:`sniff_delimiter` and :func:`read_csv`: one
   place for CSV dialects (``,`` ``;`` tab ``|``, a title line above the header, trailing
@@ -25,6 +28,7 @@ import io
 import json
 import os
 import re
+import shutil
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -83,28 +87,6 @@ def atomic_write(path: Path | str, data: bytes | str) -> None:
         fh.write(data)
 
 
-def atomic_path(path: Path | str) -> contextlib.AbstractContextManager[Path]:
-    """A temporary path beside ``path`` for writers that want a file name (``to_parquet``):
-    renamed to ``path`` on a clean exit, removed on an exception."""
-
-    @contextlib.contextmanager
-    def _ctx() -> Iterator[Path]:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_name(target)
-        try:
-            yield tmp
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-            _fsync_dir(target.parent)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-
-    return _ctx()
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -120,10 +102,11 @@ _TMP_PID_RE = re.compile(r"^\..+\.(\d+)\.\d+\.tmp$")
 
 def sweep_stale_tmp(directory: Path | str, max_age_s: float = 3600.0, *, pattern: str = "**/.*.tmp",
                     dead_writers: bool = True) -> int:
-    """Remove temporary files left by killed writers under ``directory`` (``pattern``): those
-    older than ``max_age_s`` seconds, and, when ``dead_writers``, those whose writer process
-    (the pid in the name :func:`atomic_open` gives) no longer runs on this machine. A live
-    writer's file is kept. Returns how many were removed."""
+    """Remove temporary files (and datasets' staging folders) left by killed writers under
+    ``directory`` (``pattern``): those older than ``max_age_s`` seconds, and, when
+    ``dead_writers``, those whose writer process (the pid in the name :func:`atomic_open`
+    gives) no longer runs on this machine. A live writer's file is kept. Returns how many were
+    removed."""
     directory = Path(directory)
     if not directory.is_dir():
         return 0
@@ -136,37 +119,10 @@ def sweep_stale_tmp(directory: Path | str, max_age_s: float = 3600.0, *, pattern
             if not stale and dead_writers and m and int(m.group(1)) != os.getpid():
                 stale = not _pid_alive(int(m.group(1)))
             if stale:
-                tmp.unlink()
+                # A folder is a dataset's staging folder (nlp.tableio.staged_dataset).
+                shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
                 removed += 1
     return removed
-
-
-def write_table(df: Any, path: Path | str, csv: bool = False) -> list[Path]:
-    """Write a DataFrame as Parquet at ``path`` (and as CSV beside it when ``csv``), each
-    atomically. Object columns holding mixed values are stringified (Parquet needs one type
-    per column; ``None`` stays missing). Returns the written paths."""
-    import math
-
-    path = Path(path)
-    frame = df.copy()
-    for col in frame.columns:
-        if frame[col].dtype == object:
-            values = frame[col].map(
-                lambda v: v if v is None or isinstance(v, (str, bool, list, tuple, dict))
-                or (isinstance(v, float) and math.isnan(v)) else str(v))
-            if not values.map(lambda v: isinstance(v, (list, tuple, dict))).any():
-                values = values.where(values.notna(), None)
-            frame[col] = values
-    written = []
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
-    written.append(path)
-    if csv:
-        csv_path = path.with_suffix(".csv")
-        with atomic_open(csv_path, "w") as fh:
-            frame.to_csv(fh, index=False)
-        written.append(csv_path)
-    return written
 
 
 # -- text ------------------------------------------------------------------------------
@@ -453,3 +409,18 @@ def installed_versions(names: Iterable[str]) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+_TABLE_HELPERS = frozenset({"write_table", "write_dataset", "write_partition", "staged_dataset", "read_table",
+                            "table_columns", "partition_name", "MISSING_PARTITION"})
+
+
+def __getattr__(name: str) -> Any:
+    # The Parquet helpers live in nlp/tableio.py, which imports the atomic writes above; they
+    # are reached through this module too, imported on first use so that either module can be
+    # imported first.
+    if name in _TABLE_HELPERS:
+        from nlp import tableio
+
+        return getattr(tableio, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

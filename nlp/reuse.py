@@ -3,7 +3,9 @@
 Used by the stages whose whole output is a function of files already on disk (indicators,
 report): the stage computes a *key* from the bytes of its input files, its settings and the
 source of its code, and keeps, next to its outputs, a small record
-``outputs/.stages/<stage>.json`` = {key, outputs: {relative path: sha256}, summary}. A re-run
+``outputs/.stages/<stage>.json`` = {key, outputs: {relative path: sha256}, summary}; a table
+written as a per-metropolis dataset (a folder, nlp.tableio) counts by every file in it, so a
+changed partition changes its digest. A re-run
 whose key matches and whose recorded outputs are all still there, unchanged, returns the saved
 summary and writes nothing. Anything else (a changed table, setting, lexicon or line of the
 stage's code; an output deleted or edited by hand) recomputes.
@@ -31,6 +33,19 @@ def file_digest(path: Path) -> str:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(_CHUNK), b""):
             h.update(block)
+    return h.hexdigest()
+
+
+def path_digest(path: Path) -> str:
+    """sha256 of a file's bytes, or of a folder (a Parquet dataset): the relative name and
+    bytes of every file under it, sorted, so that adding, removing, renaming or changing one
+    partition changes it."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_digest(path)
+    h = hashlib.sha256()
+    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+        h.update(p.relative_to(path).as_posix().encode() + b"\0" + file_digest(p).encode())
     return h.hexdigest()
 
 
@@ -63,10 +78,11 @@ def frame_digest(frame: Any, columns: Iterable[str]) -> str:
 
 
 def table_digest(path: Path, drop: tuple[str, ...]) -> str:
-    """sha256 of a Parquet table's content without the columns ``drop`` (see :func:`frame_digest`)."""
-    import pandas as pd
+    """sha256 of a Parquet table's content (file or dataset) without the columns ``drop`` (see
+    :func:`frame_digest`)."""
+    from nlp.tableio import read_table
 
-    df = pd.read_parquet(path)
+    df = read_table(path)
     return frame_digest(df, [c for c in df.columns if c not in drop])
 
 
@@ -74,8 +90,8 @@ def stage_key(inputs: Iterable[Path], config: Mapping[str, Any], code: Iterable[
               ignore_columns: Mapping[str, tuple[str, ...]] | None = None) -> str:
     """The key of one stage run.
 
-    Inputs: ``inputs``, files whose bytes the stage reads (a missing one counts as absent, not
-    an error: optional inputs); ``config``, the stage's effective settings (JSON-serialisable,
+    Inputs: ``inputs``, files or datasets whose bytes the stage reads (a missing one counts as
+    absent, not an error: optional inputs); ``config``, the stage's effective settings (JSON-serialisable,
     ``str()`` otherwise); ``code``, package folders whose source computes the outputs;
     ``ignore_columns``: file name → columns of that Parquet table the key leaves out (the
     table counts by its content less those columns).
@@ -84,12 +100,12 @@ def stage_key(inputs: Iterable[Path], config: Mapping[str, Any], code: Iterable[
     h = hashlib.sha256()
     for path in sorted({Path(p) for p in inputs}, key=str):
         h.update(str(path.name).encode())
-        if not path.is_file():
+        if not path.exists():
             h.update(b"absent")
         elif path.name in ignore_columns:
             h.update(table_digest(path, ignore_columns[path.name]).encode())
         else:
-            h.update(file_digest(path).encode())
+            h.update(path_digest(path).encode())
     h.update(json.dumps(config, sort_keys=True, default=str, ensure_ascii=False).encode())
     for package in code:
         h.update(code_digest(Path(package)).encode())
@@ -112,18 +128,18 @@ def reusable(outputs_dir: Path, stage: str, key: str) -> dict[str, Any] | None:
         return None
     for rel, digest in record["outputs"].items():
         path = Path(outputs_dir) / rel
-        if not path.is_file() or file_digest(path) != digest:
+        if not path.exists() or path_digest(path) != digest:
             return None
     summary = record.get("summary")
     return summary if isinstance(summary, dict) else {}
 
 
 def record(outputs_dir: Path, stage: str, key: str, outputs: Iterable[Path], summary: Mapping[str, Any]) -> None:
-    """Remember that ``outputs`` (files under ``outputs_dir``) were produced from ``key``,
+    """Remember that ``outputs`` (files or datasets under ``outputs_dir``) were produced from ``key``,
     with the stage's ``summary``. Written atomically, after the outputs."""
     outputs_dir = Path(outputs_dir)
-    digests = {Path(p).resolve().relative_to(outputs_dir.resolve()).as_posix(): file_digest(Path(p))
-               for p in outputs if Path(p).is_file()}
+    digests = {Path(p).resolve().relative_to(outputs_dir.resolve()).as_posix(): path_digest(Path(p))
+               for p in outputs if Path(p).exists()}
     payload = {"key": key, "outputs": dict(sorted(digests.items())), "summary": dict(summary)}
     path = _record_path(outputs_dir, stage)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nlp.io import read_table
 from nlp.schema import THEMES
 
 pytestmark = pytest.mark.slow
@@ -100,7 +101,7 @@ def test_brumeval_s_stated_lacks_of_strategy_count_as_barriers(demo_run: dict) -
     count as strategy; the ones stated as a lack count as its internal barrier (issue 11).
     (Brumeval still has the highest strategy paragraph share of the demo, 0.125 vs 0.114 for
     Valombre: it does adopt and steer a schéma directeur, which the guidelines label strategy.)"""
-    hits = pd.read_parquet(demo_run["outputs"] / "tables" / "hits.parquet")
+    hits = read_table(demo_run["outputs"] / "tables" / "hits.parquet")
     mine = hits[(hits["metropole"] == "brumeval") & (hits["theme"] == "strategie")]
     denied = mine[mine["negated"].astype(bool) | mine["lacking"].astype(bool)]
     assert len(denied) >= 3, mine[["matched", "negated", "lacking", "sentence"]].to_string()
@@ -111,7 +112,7 @@ def test_brumeval_s_stated_lacks_of_strategy_count_as_barriers(demo_run: dict) -
 def test_counted_hits_come_from_digital_contexts(demo_run: dict) -> None:
     """Aubeclair's partnerships and every internal-barrier hit outside Brumeval that counts
     come from a digital context; out-of-context hits stay in the table, flagged, not counted."""
-    hits = pd.read_parquet(demo_run["outputs"] / "tables" / "hits.parquet")
+    hits = read_table(demo_run["outputs"] / "tables" / "hits.parquet")
     counted = hits[hits["count_theme"].notna()]
     chosen = counted[((counted["metropole"] == "aubeclair") & (counted["count_theme"] == "partenariats"))
                      | ((counted["metropole"] != "brumeval") & (counted["count_theme"] == "frein_interne"))]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from nlp.errors import BarometreError
-from nlp.io import kwic_window
+from nlp.io import kwic_window, read_table
 from nlp.schema import THEMES
 
 KWIC_COLUMNS = ["metropole", "left", "match", "right", "theme", "subtheme", "term_id", "counts",
@@ -33,7 +33,7 @@ def kwic_table(outputs_dir: Path, theme: str, metropoles: list[str] | None = Non
     hits_path = tables / "hits.parquet"
     if not hits_path.exists():
         raise BarometreError(f"kwic: no {hits_path}; run `barometre annotate` first")
-    hits = pd.read_parquet(hits_path)
+    hits = read_table(hits_path)
     known = set(hits["theme"].unique()) | set(THEMES)
     if theme not in known:
         raise BarometreError(f"kwic: unknown theme {theme!r} (known: {', '.join(sorted(known))})")
@@ -48,7 +48,7 @@ def kwic_table(outputs_dir: Path, theme: str, metropoles: list[str] | None = Non
         sel = sel[sel["counts"] == counting]
     docs_path = tables / "documents.parquet"
     if docs_path.exists():
-        docs = pd.read_parquet(docs_path)[["document_id", "metropole", "date", "title", "fetched_at"]]
+        docs = read_table(docs_path, columns=["document_id", "metropole", "date", "title", "fetched_at"])
         sel = sel.merge(docs, on=["document_id", "metropole"], how="left")
     else:
         sel = sel.assign(date=None, title=None, fetched_at=None)

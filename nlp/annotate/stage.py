@@ -2,11 +2,18 @@
 
 Input: the corpus store (latest extraction of each document, sources for provenance), the
 lexicon folder and the theme model. Output, in ``outputs/tables/`` (columns in
-:mod:`nlp.schema`):
+:mod:`nlp.schema`), each a Parquet dataset partitioned by metropolis (``hits.parquet/lyon/…``,
+:mod:`nlp.tableio`; read with ``read_table`` or plain pandas):
 
 - ``documents.parquet``: one row per (document, metropole): the denominators;
 - ``paragraphs.parquet``: one row per paragraph: detector labels, probabilities, polarity;
-- ``hits.parquet``: one row per lexicon hit, with its sentence and counting flags.
+- ``hits.parquet``: one row per lexicon hit, with its sentence and counting flags;
+- ``lexicon_terms.parquet`` (one file: no metropole).
+
+The client writes the tables, not the workers: a table row needs the document's sources per
+metropolis from the SQLite store, which only the client opens, and a partition of work is a
+set of documents, not a metropolis (a document can belong to several). The workers' output is
+the per-document cache; the tables are built from it at the end.
 
 Per-document results are cached under ``outputs/cache/annotate/<key>/``, the key hashing the
 lexicon files, the model version and this module's version: a re-run over unchanged inputs
@@ -195,7 +202,7 @@ def run_annotate(store: CorpusStore, outputs_dir: Path, lexicon_dir: Path,
     tables = Path(outputs_dir) / "tables"
     rows["lexicon_terms"] = lexicon_terms(lexicon_dir)
     for name, frame in rows.items():
-        write_table(frame, tables / f"{name}.parquet")
+        write_table(frame, tables / f"{name}.parquet", partition_by="metropole")
     hits = rows["hits"]
     counts["hits"] = len(hits)
     counts["hits-counting"] = int(hits["counts"].sum()) if len(hits) else 0

@@ -21,6 +21,12 @@ STATUSES = ("compté", "non compté", "modèle")
 def sample_evidence(hits: pd.DataFrame, paragraphs: pd.DataFrame, docs: pd.DataFrame, themes: list[str],
                     per_cell: int, seed: int) -> pd.DataFrame:
     """See the module docstring; at most ``per_cell`` rows per cell and status."""
+    # The seeded draw below is tied to row order: put the rows in the annotate stage's order
+    # (document, then metropole; a stable sort keeps each document's rows as they were), so
+    # the sample is the same whether the tables were read from one file or from a dataset
+    # partitioned by metropolis (whose rows come grouped by metropolis).
+    hits, paragraphs = (f.sort_values(["document_id", "metropole"], kind="stable") if len(f) else f
+                        for f in (hits, paragraphs))
     keyset = set(zip(docs["document_id"], docs["metropole"]))
     h = hits[[k in keyset for k in zip(hits["document_id"], hits["metropole"])]] if len(hits) else hits
     rows = []

@@ -185,14 +185,17 @@ def _wide(tidy_all: pd.DataFrame, level: Any, maturity: pd.DataFrame) -> pd.Data
 
 
 def write_indicators(result: IndicatorResult, outputs_dir: Path) -> list[Path]:
-    """Every table as CSV + Parquet under ``outputs_dir/tables``, the settings and
+    """Every table as CSV + Parquet (a dataset per metropolis when it has a ``metropole``
+    column) under ``outputs_dir/tables``, the settings and
     provenance, and the data dictionary. Returns the written paths."""
     from nlp.indicators.dictionary import write_data_dictionary
 
     tables = Path(outputs_dir) / "tables"
     written: list[Path] = []
     for name, df in result.tables.items():
-        written += write_table(df, tables / f"{name}.parquet", csv=True)
+        # A table with a metropole column is a dataset partitioned by metropolis; the CSV
+        # copy stays one file for spreadsheets.
+        written += write_table(df, tables / f"{name}.parquet", csv=True, partition_by="metropole")
     meta = {"settings": result.settings.to_dict(), "maturity": asdict(result.maturity),
             "correction": result.correction.source if result.correction else None,
             "metropoles": result.metropoles, "warnings": result.warnings}

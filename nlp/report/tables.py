@@ -14,6 +14,9 @@ Inputs, all persisted by earlier stages under ``outputs_dir``:
 - ``outputs/validation/*.json`` (the validation the correction comes from), ``run_info.json``
   and ``tables/crawl_summary.csv`` — optional.
 
+Tables are read with :func:`nlp.tableio.read_table`: a single Parquet file or a dataset
+partitioned by metropolis (the annotate and indicators stages write those), alike.
+
 Output: :class:`Inputs`. A missing required input is a :class:`~nlp.errors.BarometreError`
 naming the command to run; nothing is ever recomputed here.
 """
@@ -28,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from nlp.errors import BarometreError
+from nlp.io import read_table, table_columns
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +73,16 @@ class Inputs:
 
 
 def _parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A table (single file or per-metropolis dataset); of ``columns``, those it has."""
     if columns is not None:
-        import pyarrow.parquet as pq
-
-        present = set(pq.read_schema(path).names)
+        present = set(table_columns(path))
         columns = [c for c in columns if c in present]
-    return pd.read_parquet(path, columns=columns)
+    return read_table(path, columns=columns)
 
 
 def _required(tables: Path, name: str, command: str) -> pd.DataFrame:
     path = tables / f"{name}.parquet"
-    if not path.is_file():
+    if not path.exists():
         raise BarometreError(f"report: {path} not found; run `{command}` first")
     return _parquet(path)
 
@@ -105,9 +108,9 @@ def load_inputs(outputs_dir: Path) -> Inputs:
         tables[name] = _required(tables_dir, name, "barometre indicators")
     for name in (*JOIN_TABLES, *TOPIC_TABLES):
         path = tables_dir / f"{name}.parquet"
-        if path.is_file():
+        if path.exists():
             tables[name] = _parquet(path)
-    if (tables_dir / "hits.parquet").is_file():
+    if (tables_dir / "hits.parquet").exists():
         tables["hits"] = _parquet(tables_dir / "hits.parquet", HIT_COLUMNS_USED)
     crawl = tables_dir / "crawl_summary.csv"
     if crawl.is_file():
@@ -146,7 +149,7 @@ def _model_versions(tables_dir: Path, run_info: dict[str, Any]) -> list[str]:
     if models.get("themes"):
         return [str(models["themes"])]
     path = tables_dir / "paragraphs.parquet"
-    if path.is_file():
+    if path.exists():
         col = _parquet(path, ["model"])
         if "model" in col:
             return sorted({str(v) for v in col["model"].dropna().unique()})

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nlp.io import atomic_write, write_table
+from nlp.io import atomic_write, read_table, write_table
 from nlp.reuse import frame_digest
 from nlp.topics.embeddings import (
     SPACY_MODEL, Embedder, SentenceTransformerEmbedder, SpacyVectorEmbedder, TfidfSvdEmbedder,
@@ -154,7 +154,7 @@ def load_model(model_dir: Path, embedder: Embedder) -> Any:
 
 def load_fit_state(model_dir: Path) -> pd.DataFrame:
     """Per fitted chunk: ``hash``, ``lemmas``, ``topic_before``, ``topic``, ``probability``."""
-    return pd.read_parquet(Path(model_dir) / FIT_STATE)
+    return read_table(Path(model_dir) / FIT_STATE)
 
 
 # --- assignment of new paragraphs ----------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from nlp.io import read_table
 from nlp.topics import persist
 from nlp.topics.chunks import build_chunks, fit_rows_of
 from nlp.topics.embeddings import (
@@ -70,10 +71,10 @@ def read_inputs(outputs_dir: Path, metropoles: list[str] | None = None) -> Topic
     frames = {}
     for name in INPUT_TABLES:
         path = tables / f"{name}.parquet"
-        if not path.is_file():
+        if not path.exists():
             raise TopicModelError(f"topics: no {name} table in {tables}; "
                                   "run `barometre annotate` first")
-        frame = pd.read_parquet(path)
+        frame = read_table(path)  # a file or a per-metropolis dataset
         if metropoles and "metropole" in frame.columns:
             frame = frame[frame["metropole"].isin(metropoles)]
         frames[name] = frame

@@ -122,14 +122,22 @@ def extraction_state(corpus: Path) -> dict[str, Any]:
     return out
 
 
+def _table_files(tables: Path) -> dict[str, bytes]:
+    """Every file of every Parquet table under ``tables`` (a single file, or each part of a
+    per-metropolis dataset) by its relative name."""
+    return {p.relative_to(tables).as_posix(): p.read_bytes()
+            for table in tables.glob("*.parquet") for p in ([table] if table.is_file() else table.rglob("*.parquet"))}
+
+
 def assert_same_outputs(a: Path, b: Path, tables: bool = True) -> None:
-    """Same extractions (rows and texts) and, with ``tables``, byte-identical Parquet tables."""
+    """Same extractions (rows and texts) and, with ``tables``, byte-identical Parquet tables
+    (the same partitions, each with the same bytes)."""
     assert extraction_state(a / "corpus") == extraction_state(b / "corpus")
     if tables:
-        names = sorted(p.name for p in (a / "outputs" / "tables").glob("*.parquet"))
-        assert names == sorted(p.name for p in (b / "outputs" / "tables").glob("*.parquet")) and names
-        for name in names:
-            assert (a / "outputs" / "tables" / name).read_bytes() == (b / "outputs" / "tables" / name).read_bytes(), name
+        ours, theirs = _table_files(a / "outputs" / "tables"), _table_files(b / "outputs" / "tables")
+        assert sorted(ours) == sorted(theirs) and any("/" in name for name in ours), sorted(ours)
+        for name in ours:
+            assert ours[name] == theirs[name], name
 
 
 def _free_port() -> int:

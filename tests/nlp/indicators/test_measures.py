@@ -9,10 +9,12 @@ import pytest
 
 from nlp.errors import ConfigError
 from nlp.indicators import IndicatorSettings, compute_indicators, write_indicators
+from nlp.indicators.evidence import sample_evidence
 from nlp.indicators.keyness import benjamini_hochberg
 from nlp.indicators.maturity import load_config, normalise
 from nlp.indicators.measures import Correction, rogan_gladen
 from nlp.indicators.ranks import tie_flags
+from nlp.io import read_table, write_table
 from nlp.schema import DOCUMENT_COLUMNS, HIT_COLUMNS, LABELS, PARAGRAPH_COLUMNS, THEMES, score_column
 
 
@@ -197,6 +199,9 @@ def test_written_tables_have_csv_beside_parquet_and_a_dictionary(tmp_path, corpu
     tables = tmp_path / "tables"
     for name in res.tables:
         assert (tables / f"{name}.parquet").exists() and (tables / f"{name}.csv").exists(), name
+        # a table whose rows carry a metropolis is a dataset partitioned by it, the others one file
+        assert (tables / f"{name}.parquet").is_dir() == ("metropole" in res.tables[name].columns), name
+    assert (tables / "indicators.parquet" / "a" / "part-0.parquet").is_file()
     text = (tmp_path / "data_dictionary.md").read_text(encoding="utf-8")
     for measure in ("paragraph_share", "document_share", "hits_per_10k_words", "paragraph_share_adjusted",
                     "paragraph_share_corrected"):
@@ -206,3 +211,24 @@ def test_written_tables_have_csv_beside_parquet_and_a_dictionary(tmp_path, corpu
     ev = res.tables["evidence"]
     assert {"compté", "non compté"} <= set(ev["status"]) and ev["fetched_at"].notna().all()
     assert set(ev.loc[ev.status == "non compté", "reason"]) >= {"out-of-context"}
+
+
+def test_evidence_sample_is_the_same_from_a_single_file_or_a_dataset(tmp_path):
+    """The evidence draw is seeded; its rows must not depend on the order the tables come in:
+    the annotate stage writes them by document, a per-metropolis dataset reads them back
+    grouped by metropolis."""
+    metros, ids = ("a", "b"), [f"d{i}" for i in range(6)]
+    docs = pd.DataFrame([_doc(d, m) for d in ids for m in metros])[DOCUMENT_COLUMNS]
+    paras = pd.DataFrame([_para(d, m, k, ["inclusion"]) for d in ids for m in metros for k in range(3)])
+    hits = pd.DataFrame([_hit(d, m, k, "inclusion") for d in ids for m in metros for k in range(3)]
+                        + [_hit(d, m, k, "donnees", counts=False, reason="out-of-context")
+                           for d in ids for m in metros for k in range(3)])[HIT_COLUMNS]
+    read_back = []
+    for name, frame in (("documents", docs), ("paragraphs", paras), ("hits", hits)):
+        write_table(frame, tmp_path / f"{name}.parquet", partition_by="metropole")
+        read_back.append(read_table(tmp_path / f"{name}.parquet"))
+    assert read_back[2]["metropole"].tolist() != hits["metropole"].tolist()  # another row order
+    ours = sample_evidence(hits, paras, docs, list(THEMES), per_cell=3, seed=5)
+    theirs = sample_evidence(read_back[2], read_back[1], read_back[0], list(THEMES), per_cell=3, seed=5)
+    assert len(ours) == 2 * 2 * 3  # per metropolis, 3 of 18 counted and 3 of 18 not counted
+    pd.testing.assert_frame_equal(ours, theirs)

@@ -9,7 +9,9 @@ counted for every reason), a validation file, the indicator tables from the real
 barometer join (``join_scores``: 3 metropolises matched, a Paris row unmatched), topic tables
 and an HTML topic figure under ``outputs/topics/``, a crawl summary and ``run_info.json``.
 One crawled sentence carries a ``<script>`` and an ``<img onerror>``; its document's URL is a
-``javascript:`` URL and its title holds markup.
+``javascript:`` URL and its title holds markup. Tables with a metropole are per-metropolis
+datasets, as the stages write them; ``single_files=True`` writes every table as one Parquet
+file in the order it was computed, as outputs written before datasets were.
 """
 from __future__ import annotations
 
@@ -148,18 +150,23 @@ def _topics(root: Path) -> None:
     (root / "topics" / "barchart.html").write_text("<html><body>figure</body></html>", encoding="utf-8")
 
 
-def synthetic_outputs(root: Path, seed: int = 0, correction: bool = True, draws: int = 100) -> Path:
+def synthetic_outputs(root: Path, seed: int = 0, correction: bool = True, draws: int = 100,
+                      single_files: bool = False) -> Path:
     """Write the synthetic ``outputs/`` folder under ``root`` (see the module docstring)."""
+    partition_by = None if single_files else "metropole"
     tables = root / "tables"
     tables.mkdir(parents=True)
     documents, paragraphs, hits = annotate_tables(seed)
     for name, df in (("documents", documents), ("paragraphs", paragraphs), ("hits", hits)):
-        write_table(df, tables / f"{name}.parquet")
+        write_table(df, tables / f"{name}.parquet", partition_by=partition_by)  # as annotate writes them
     settings = IndicatorSettings(draws=draws, min_documents=5, seed=seed)
     if correction:
         _validation(root)
     res = compute_indicators(documents, paragraphs, hits, settings, load_correction(root, settings))
     write_indicators(res, root)
+    if single_files:
+        for name, df in res.tables.items():
+            write_table(df, tables / f"{name}.parquet")  # the dataset replaced by one file
     _join(root, res.tables["indicators_wide"])
     _topics(root)
     pd.DataFrame({"metropole": list(METROS), "pages_seen": [40, 35, 30, 10], "documents": [13, 12, 13, 3],

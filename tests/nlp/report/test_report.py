@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from nlp.errors import BarometreError
-from nlp.io import kwic_window
+from nlp.io import kwic_window, read_table, write_table
 from nlp.report import build_report, safe_url
 from nlp.report.panels import _entry
 from nlp.report.plots import tick_text
@@ -217,10 +217,10 @@ def test_rankings_maturity_and_join_sections(report):
 def test_no_interval_below_five_in_the_join_table(tmp_path, outputs):
     root = tmp_path / "out"
     shutil.copytree(outputs, root)
-    corr = pd.read_parquet(root / "tables" / "correlations.parquet")
+    corr = read_table(root / "tables" / "correlations.parquet")
     assert (corr["n"] == 3).all()
     corr["ci_low"], corr["ci_high"] = -0.5, 0.9  # even if a table carried one, it is not shown
-    corr.to_parquet(root / "tables" / "correlations.parquet", index=False)
+    write_table(corr, root / "tables" / "correlations.parquet")
     html = build_report(root, NAMES).read_text(encoding="utf-8")
     table = html[html.index('id="tab-correlations"'):]
     table = table[:table.index("</table>")]
@@ -230,6 +230,26 @@ def test_no_interval_below_five_in_the_join_table(tmp_path, outputs):
         assert "pas d'intervalle (n < 5)" in row and "[−0,50 ; 0,90]" not in row
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def test_old_single_file_tables_give_the_same_report(tmp_path, outputs, report):
+    """Outputs written before the per-metropolis datasets (one Parquet file per table, rows in
+    the order they were computed) build the same report as the datasets (rows grouped by
+    metropolis)."""
+    from report_outputs import synthetic_outputs
+
+    datasets = {p.name for p in (outputs / "tables").iterdir() if p.is_dir()}
+    assert {"documents.parquet", "hits.parquet", "indicators.parquet", "evidence.parquet"} <= datasets
+    old = synthetic_outputs(tmp_path / "old", single_files=True)
+    assert all((old / "tables" / name).is_file() for name in datasets)
+    assert build_report(old, NAMES).read_text(encoding="utf-8") == report.read_text(encoding="utf-8")
+
+
 def test_missing_inputs_name_the_command_never_recompute(tmp_path, outputs):
     for victim, command in (("tables/indicators.parquet", "barometre indicators"),
                             ("tables/indicators_settings.json", "barometre indicators"),
@@ -237,7 +257,7 @@ def test_missing_inputs_name_the_command_never_recompute(tmp_path, outputs):
                             ("tables/documents.parquet", "barometre annotate")):
         root = tmp_path / victim.replace("/", "_")
         shutil.copytree(outputs, root)
-        (root / victim).unlink()
+        _remove(root / victim)  # a file, or a table's per-metropolis dataset
         with pytest.raises(BarometreError, match=re.escape(f"`{command}`")):
             build_report(root)
         assert not (root / "tables" / "indicators.parquet").exists() or victim != "tables/indicators.parquet"
@@ -249,7 +269,7 @@ def test_report_without_optional_inputs(tmp_path, outputs):
     for name in ("topics", "topics_per_metropole", "correlations", "joined_scores", "joined_scores_long",
                  "unmatched_scores", "scores_coverage", "hits", "paragraphs"):
         for ext in ("parquet", "csv"):
-            (root / "tables" / f"{name}.{ext}").unlink(missing_ok=True)
+            _remove(root / "tables" / f"{name}.{ext}")
     shutil.rmtree(root / "topics")
     (root / "run_info.json").unlink()
     # indicators computed without a validation: no correction, and the report says so
@@ -257,8 +277,9 @@ def test_report_without_optional_inputs(tmp_path, outputs):
     settings = json.loads((root / "tables" / "indicators_settings.json").read_text(encoding="utf-8"))
     settings["correction"] = None
     (root / "tables" / "indicators_settings.json").write_text(json.dumps(settings), encoding="utf-8")
-    ind = pd.read_parquet(root / "tables" / "indicators.parquet")
-    ind[ind["measure"] != "paragraph_share_corrected"].to_parquet(root / "tables" / "indicators.parquet")
+    ind = read_table(root / "tables" / "indicators.parquet")
+    write_table(ind[ind["measure"] != "paragraph_share_corrected"], root / "tables" / "indicators.parquet",
+                partition_by="metropole")
     (root / "report" / "data").mkdir(parents=True, exist_ok=True)
     (root / "report" / "data" / "stale.csv").write_text("x\n", encoding="utf-8")
     html = build_report(root).read_text(encoding="utf-8")

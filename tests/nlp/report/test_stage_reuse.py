@@ -1,6 +1,6 @@
 """No work on an unchanged corpus (issue 14.7) for the indicators and report stages: a second
-run over the same tables reuses every output untouched; a changed table, setting or output
-edited by hand recomputes."""
+run over the same tables reuses every output untouched; a changed table (a changed partition
+of a per-metropolis dataset), setting or output edited by hand recomputes."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +10,7 @@ import pytest
 
 from nlp import reuse
 from nlp.config import Settings
-from nlp.io import write_table
+from nlp.io import read_table, write_table
 from nlp.pipeline import stage_indicators, stage_report
 from report_outputs import annotate_tables
 
@@ -25,7 +25,7 @@ def settings(tmp_path: Path) -> Settings:
     documents, paragraphs, hits = annotate_tables()
     tables = tmp_path / "outputs" / "tables"
     for name, df in (("documents", documents), ("paragraphs", paragraphs), ("hits", hits)):
-        write_table(df, tables / f"{name}.parquet")
+        write_table(df, tables / f"{name}.parquet", partition_by="metropole")  # as annotate writes them
     return Settings(corpus_dir=tmp_path / "corpus", outputs_dir=tmp_path / "outputs", progress=False,
                     indicators={"draws": 60})
 
@@ -35,7 +35,7 @@ def test_second_run_reuses_every_output_untouched(settings: Settings) -> None:
     first_ind, first_rep = stage_indicators(settings), stage_report(settings)
     assert "reused" not in first_ind and "reused" not in first_rep
     before = _mtimes(out)
-    assert any(k.startswith("report/") for k in before) and "tables/indicators.parquet" in before
+    assert any(k.startswith("report/") for k in before) and "tables/indicators.parquet/lyon/part-0.parquet" in before
     again_ind, again_rep = stage_indicators(settings), stage_report(settings)
     assert again_ind["reused"] and again_rep["reused"]
     assert again_ind["files"] == first_ind["files"] and again_rep["report"] == first_rep["report"]
@@ -43,17 +43,21 @@ def test_second_run_reuses_every_output_untouched(settings: Settings) -> None:
 
 
 def test_a_changed_input_setting_or_output_recomputes(settings: Settings) -> None:
-    import pandas as pd
-
     out = Path(settings.outputs_dir)
     stage_indicators(settings), stage_report(settings)
     # a setting of the stage
     settings = dataclasses.replace(settings, indicators={"draws": 61})
     assert "reused" not in stage_indicators(settings)
-    # an input table: one paragraph fewer
-    paragraphs = pd.read_parquet(out / "tables" / "paragraphs.parquet")
-    write_table(paragraphs.iloc[1:], out / "tables" / "paragraphs.parquet")
+    # an input table: one paragraph fewer (in one metropolis's partition)
+    paragraphs = read_table(out / "tables" / "paragraphs.parquet")
+    write_table(paragraphs.iloc[1:], out / "tables" / "paragraphs.parquet", partition_by="metropole")
     assert "reused" not in stage_indicators(settings)
+    assert stage_indicators(settings)["reused"]
+    # an output dataset's partition edited by hand
+    part = out / "tables" / "indicators.parquet" / "lyon" / "part-0.parquet"
+    read_table(part).head(1).to_parquet(part)
+    assert "reused" not in stage_indicators(settings)
+    assert len(read_table(part)) > 1
     # an output edited by hand
     stage_report(settings)
     index = out / "report" / "index.html"
@@ -115,3 +119,41 @@ def test_figures_are_redrawn_only_when_what_they_show_changes(tmp_path: Path) ->
     renamed = {**NAMES, next(iter(NAMES)): "Un autre nom"}
     build_report(outputs, names=renamed)
     assert all(state()[n] != before[n] for n in before)
+
+
+def test_a_dataset_counts_by_each_partition(tmp_path: Path) -> None:
+    """The key of a per-metropolis dataset: the same after an unchanged rewrite, changed by
+    one row of one partition; with ignored columns (the retrieval time), by its content."""
+    from report_outputs import annotate_tables
+
+    documents, _paragraphs, hits = annotate_tables()
+    tables = tmp_path / "tables"
+    docs_path, hits_path = tables / "documents.parquet", tables / "hits.parquet"
+    ignore = {"documents.parquet": ("fetched_at",)}
+
+    def key() -> str:
+        return reuse.stage_key([docs_path, hits_path], {}, ignore_columns=ignore)
+
+    write_table(documents, docs_path, partition_by="metropole")
+    write_table(hits, hits_path, partition_by="metropole")
+    base = key()
+    write_table(hits, hits_path, partition_by="metropole")
+    write_table(documents, docs_path, partition_by="metropole")
+    assert key() == base
+    nantes = hits.index[hits["metropole"] == "nantes"][0]
+    write_table(hits.drop(index=nantes), hits_path, partition_by="metropole")
+    assert key() != base
+    write_table(hits, hits_path, partition_by="metropole")
+    assert key() == base
+    refetched = documents.assign(fetched_at=documents["fetched_at"].where(documents["metropole"] != "lyon",
+                                                                           "2031-01-01T00:00:00+00:00"))
+    write_table(refetched, docs_path, partition_by="metropole")
+    assert key() == base  # only the retrieval time of one partition changed
+    write_table(documents.assign(n_words=documents["n_words"] + (documents["metropole"] == "lyon")), docs_path,
+                partition_by="metropole")
+    assert key() != base
+    # a dataset as a recorded output: a partition removed or edited is no longer the output
+    reuse.record(tmp_path, "x", "k", [hits_path], {"n": 1})
+    assert reuse.reusable(tmp_path, "x", "k") == {"n": 1}
+    (hits_path / "nantes" / "part-0.parquet").rename(hits_path / "nantes" / "part-1.parquet")
+    assert reuse.reusable(tmp_path, "x", "k") is None
