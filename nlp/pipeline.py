@@ -252,7 +252,7 @@ def stage_train(settings: Settings, *, gold: list[Path] | None = None, lexicons:
 def _annotate_tables(settings: Settings, stage: str, *names: str) -> list[Any]:
     """The annotate stage's tables ``names`` (e.g. "hits"), restricted to the selected
     metropolises; a clear error when annotate has not run."""
-    import pandas as pd
+    from nlp.io import read_table
 
     tables = Path(settings.outputs_dir) / "tables"
     out = []
@@ -260,7 +260,7 @@ def _annotate_tables(settings: Settings, stage: str, *names: str) -> list[Any]:
         path = tables / f"{name}.parquet"
         if not path.exists():
             raise BarometreError(f"{stage}: no {name} table in {tables}; run `barometre annotate` first")
-        df = pd.read_parquet(path)
+        df = read_table(path)
         if settings.metropoles:
             df = df[df["metropole"].isin(settings.metropoles)]
         out.append(df)
@@ -383,7 +383,8 @@ def stage_report(settings: Settings) -> dict[str, Any]:
     names = registry_names(settings)
     with _timed() as t:
         inputs = [p for folder in ("tables", "topics", "validation") if (outputs / folder).is_dir()
-                  for p in (outputs / folder).iterdir() if p.is_file()]
+                  # files, and the per-metropolis Parquet datasets (folders named *.parquet)
+                  for p in (outputs / folder).iterdir() if p.is_file() or p.suffix == ".parquet"]
         inputs += [outputs / "data_dictionary.md", outputs / "data_dictionary.csv"]
         info = _stable_run_info(outputs / "run_info.json")
         key = reuse.stage_key(inputs, {"names": names, "run_info": info}, code=[Path(report.__file__).parent],

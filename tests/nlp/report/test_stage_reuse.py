@@ -157,3 +157,15 @@ def test_a_dataset_counts_by_each_partition(tmp_path: Path) -> None:
     assert reuse.reusable(tmp_path, "x", "k") == {"n": 1}
     (hits_path / "nantes" / "part-0.parquet").rename(hits_path / "nantes" / "part-1.parquet")
     assert reuse.reusable(tmp_path, "x", "k") is None
+
+
+def test_a_changed_annotate_partition_recomputes_the_report(settings: Settings) -> None:
+    """The report reads the annotate datasets (folders) as well as single files: one changed
+    partition of ``documents`` makes it recompute."""
+    out = Path(settings.outputs_dir)
+    stage_indicators(settings), stage_report(settings)
+    assert stage_report(settings)["reused"]
+    documents = read_table(out / "tables" / "documents.parquet")
+    documents.loc[documents.index[0], "title"] = "Un autre titre"
+    write_table(documents, out / "tables" / "documents.parquet", partition_by="metropole")
+    assert "reused" not in stage_report(settings)
