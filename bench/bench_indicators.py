@@ -23,12 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nlp.compute import ComputeSettings, client_for  # noqa: E402
 from nlp.indicators import IndicatorSettings, compute_indicators  # noqa: E402
+from nlp.io import read_table  # noqa: E402
 
 
 def scaled_tables(source: Path, n_docs: int, n_metros: int = 22) -> tuple[pd.DataFrame, ...]:
     """The annotate tables of ``source`` copied to ``n_docs`` document rows over about
     ``n_metros`` metropolises (copy k of metropolis m is ``m-(k mod n)``)."""
-    tables = [pd.read_parquet(source / f"{n}.parquet") for n in ("documents", "paragraphs", "hits")]
+    tables = [read_table(source / f"{n}.parquet") for n in ("documents", "paragraphs", "hits")]
     base_metros = sorted(tables[0]["metropole"].unique())
     per = max(1, round(n_metros / len(base_metros)))
     copies = max(1, -(-n_docs // len(tables[0])))
