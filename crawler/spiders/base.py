@@ -146,9 +146,18 @@ class BarometreSpider(RegistrySpider):
             self._crawl_state = CrawlState.of(self.crawler)
         return self._crawl_state
 
+    # Both entry points in this class, each a subclass's first_requests(): Scrapy 2.13 warns
+    # when a subclass defines start_requests() below a class that defines start().
     async def start(self) -> Any:  # Scrapy >= 2.13
-        for request in self.start_requests():
+        for request in self.first_requests():
             yield request
+
+    def start_requests(self) -> Iterator[Request]:  # Scrapy < 2.13
+        return self.first_requests()
+
+    def first_requests(self) -> Iterator[Request]:
+        """The crawl's first requests (start URLs, sitemaps, datasets): each spider's own."""
+        return iter(())
 
     # -- resume -----------------------------------------------------------------------------
     def log_links(self, metropole: str, url: str, requests: list[Request]) -> None:

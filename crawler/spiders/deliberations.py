@@ -65,7 +65,7 @@ class DeliberationsSpider(BarometreSpider):
     name = "deliberations"
     origin = "scdl"
 
-    def start_requests(self) -> Iterator[Request]:  # Scrapy < 2.13
+    def first_requests(self) -> Iterator[Request]:
         for slug, m in self.metros.items():
             for index, dataset in enumerate(m.deliberation_datasets):
                 resolve = dataset.format == "datagouv"

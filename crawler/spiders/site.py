@@ -82,7 +82,7 @@ class SiteSpider(FormListings, BarometreSpider):
             # The same trap decisions as the interrupted run (the guard lives in memory).
             self.traps.allow(metropole, url)
 
-    def start_requests(self) -> Iterator[Request]:  # Scrapy < 2.13
+    def first_requests(self) -> Iterator[Request]:
         # Read the links log first: it restores the trap guard before any page is parsed.
         relogged = list(self.relogged_requests())
         for slug, m in self.metros.items():
