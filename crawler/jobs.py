@@ -215,7 +215,10 @@ def run_job(part: list[dict[str, Any]]) -> list[dict[str, Any]]:
         state = Path(args["state_dir"])
         state.mkdir(parents=True, exist_ok=True)
         attempt = state / "attempt.json"
-        previous = json.loads(attempt.read_text(encoding="utf-8")) if attempt.exists() else {}
+        try:
+            previous = json.loads(attempt.read_text(encoding="utf-8")) if attempt.exists() else {}
+        except (OSError, ValueError):  # cut by a kill while written: not this run's
+            previous = {}
         if previous.get("run") == job["run"]:
             args["resume"] = True
         attempt.write_text(json.dumps({"run": job["run"], "host": socket.gethostname(),

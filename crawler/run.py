@@ -10,7 +10,9 @@ A Scrapy crawl cannot be started twice in one process (Twisted's reactor), so
 :func:`run_crawl` validates the registry here (a :class:`nlp.errors.RegistryError` reaches the
 user), then runs ``python -m crawler.run ARGS.json`` in a subprocess that runs the site spider
 then the deliberations spider, one after the other (so the per-domain politeness limits hold
-across both), with their logs on stderr.
+across both), with their logs on stderr. With a scheduler address or SLURM
+(:class:`nlp.compute.ComputeSettings`), the crawl runs instead as one job per metropolis on the
+cluster (:mod:`crawler.jobs`), each the same subprocess with its own state directory and manifest.
 
 ``overrides``: UPPER_CASE keys are Scrapy settings (e.g. ``DOWNLOAD_DELAY``,
 ``AUTOTHROTTLE_ENABLED``, ``CONCURRENT_REQUESTS_PER_DOMAIN``); lower-case keys are crawl
