@@ -203,8 +203,17 @@ OVERRIDES = {**{k: v for k, v in TEST_OVERRIDES.items() if k != "BAROMETRE_MAX_Q
              "CONCURRENT_REQUESTS_PER_DOMAIN": 4, "allow_addresses": ["127.0.0.1", "::1"]}
 
 
+def _localhost_is_loopback() -> bool:
+    try:
+        return any(info[4][0] in ("127.0.0.1", "::1") for info in socket.getaddrinfo("localhost", None))
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if not _localhost_is_loopback():
+        pytest.skip("the two-host demo needs 'localhost' to resolve to this machine (/etc/hosts)")
     built = demo_site.build_site(tmp_path_factory.mktemp("site"))
     with demo_site.serve(built.root) as server:
         yield built, server
