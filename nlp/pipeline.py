@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from nlp.compute import compute_settings
+from nlp.compute import client_for, compute_settings
 from nlp.config import Settings, build_stage_settings
 from nlp.errors import BarometreError
 from nlp.io import atomic_write, installed_versions
@@ -275,7 +275,7 @@ def stage_topics(settings: Settings, **overrides: Any) -> dict[str, Any]:
     top = build_stage_settings(TopicSettings, section, "topics", settings.config_file, seed=settings.seed)
     with _timed() as t:
         inputs = read_inputs(Path(settings.outputs_dir), settings.metropoles or None)
-        with _cluster_client(compute_settings(settings.compute)) as client:
+        with client_for(compute_settings(settings.compute), local=False) as client:
             summary = run_topics(inputs, Path(settings.outputs_dir), top, progress=settings.progress,
                                  client=client)
     summary = _jsonable(summary)
@@ -315,7 +315,7 @@ def stage_indicators(settings: Settings, scores: Path | None = None, **overrides
         else:
             reuse.forget(outputs, "indicators")
             correction = ind.load_correction(outputs, ist)
-            with _cluster_client(compute_settings(settings.compute)) as client:
+            with client_for(compute_settings(settings.compute), local=False) as client:
                 result = ind.compute_indicators(documents, paragraphs, hits, ist, correction, client=client)
             written = ind.write_indicators(result, outputs)
             summary = {"files": len(written), "metropoles": len(result.metropoles),
@@ -328,20 +328,6 @@ def stage_indicators(settings: Settings, scores: Path | None = None, **overrides
             reuse.record(outputs, "indicators", key, written, summary)
     update_run_info(settings.outputs_dir, "indicators", summary, t["seconds"], settings, effective=ist)
     return summary
-
-
-def _cluster_client(compute: Any) -> Any:
-    """Context manager: a Dask client for the stages whose work is a few seconds of vectorised
-    or batched computing per partition (the indicators' bootstrap, topic lemmatising and
-    per-text embedding): the cluster of a scheduler address or SLURM, else None (here).
-    A LocalCluster does not pay there: on 2 cores the bootstrap on one took 2.95× the
-    in-process time at 4,400 documents and 1.49× at 44,000 (bench/bench_indicators.py
-    --scheduler local, tables identical)."""
-    from contextlib import nullcontext
-
-    from nlp.compute import client_for
-
-    return client_for(compute) if compute.mode() in ("address", "slurm") else nullcontext(None)
 
 
 def _join(settings: Settings, result: Any, scores: Path, ist: Any) -> dict[str, Any]:

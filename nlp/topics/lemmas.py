@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from nlp.compute import map_in_order
 from nlp.topics.embeddings import french_stop_words
 from nlp.topics.settings import TopicModelError, TopicSettings
 
@@ -109,7 +110,8 @@ def sampled_lemmatize(texts: list[str], pipeline: Any, sample_size: int, seed: i
         votes, propn = _lemma_votes(pipeline.pipe(sample, batch_size=batch_size, n_process=n_process))
     else:  # the sample parsed in partitions on the cluster; the votes add up to the same table
         votes, propn = defaultdict(Counter), Counter()
-        for part_votes, part_propn in _on_cluster(client, votes_part, sample, model_name, batch_size):
+        for part_votes, part_propn in map_in_order(votes_part, sample, model_name, batch_size, client=client,
+                                                   name="topics_votes_part"):
             for form, counter in part_votes.items():
                 votes[form].update(counter)
             propn.update(part_propn)
@@ -118,7 +120,8 @@ def sampled_lemmatize(texts: list[str], pipeline: Any, sample_size: int, seed: i
         out, unseen = lookup_lemmas(texts, table)
     else:
         out, unseen = [], 0
-        for part_out, part_unseen in _on_cluster(client, lookup_part, texts, table):
+        for part_out, part_unseen in map_in_order(lookup_lemmas, texts, table, client=client,
+                                                  name="topics_lookup_part"):
             out += part_out
             unseen += part_unseen
     return out, {"sample": int(len(idx)), "forms_learnt": len(table),
@@ -171,22 +174,6 @@ def votes_part(texts: list[str], model_name: str, batch_size: int) -> tuple[dict
     return _lemma_votes(_worker_pipeline(model_name).pipe(texts, batch_size=batch_size))
 
 
-def lookup_part(texts: list[str], table: dict[str, str | None]) -> tuple[list[str], int]:
-    """Dask task: :func:`lookup_lemmas` of a partition of texts."""
-    return lookup_lemmas(texts, table)
-
-
-def _on_cluster(client: Any, fn: Any, texts: list[str], *args: Any) -> list[Any]:
-    """``fn(part, *args)`` over partitions of ``texts`` (about four per worker) on the
-    cluster; the results in the order of the partitions."""
-    from nlp.compute import map_partitions, n_workers, partition
-
-    size = max(1, -(-len(texts) // (4 * n_workers(client))))
-    results = {r.index: r.value for r in map_partitions(fn, partition(texts, size), *args, client=client,
-                                                         name=f"topics_{fn.__name__}")}
-    return [results[i] for i in sorted(results)]
-
-
 def compute_lemmas(texts: list[str], pipeline: Any, settings: TopicSettings, client: Any = None
                    ) -> tuple[list[str], dict[str, Any]]:
     """Lemma strings of ``texts`` by the lemmatizer the settings choose; returns (lemmas, info)
@@ -199,8 +186,8 @@ def compute_lemmas(texts: list[str], pipeline: Any, settings: TopicSettings, cli
     info: dict[str, Any] = {"mode": mode}
     if mode == "spacy":
         if client is not None:
-            parts = _on_cluster(client, lemmatize_part, texts, settings.spacy_model, settings.batch_size,
-                                settings.proper_nouns_in_topic_words)
+            parts = map_in_order(lemmatize_part, texts, settings.spacy_model, settings.batch_size,
+                                 settings.proper_nouns_in_topic_words, client=client, name="topics_lemmatize_part")
             return [lemma for part in parts for lemma in part], info
         return lemmatize(texts, pipeline, settings.batch_size, settings.n_process,
                          settings.proper_nouns_in_topic_words), info

@@ -134,10 +134,11 @@ class ClusterEmbedder:
         self.id, self.settings, self.client = embedder.id, settings, client
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        from nlp.topics.lemmas import _on_cluster
+        from nlp.compute import map_in_order
 
         s = self.settings
-        parts = _on_cluster(self.client, embed_part, texts, s.embedder, s.seed, s.spacy_model, s.svd_iter)
+        parts = map_in_order(embed_part, texts, s.embedder, s.seed, s.spacy_model, s.svd_iter,
+                             client=self.client, name="topics_embed_part")
         return np.vstack(parts) if parts else np.zeros((0, 0), dtype=np.float32)
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import pandas as pd
 from compute_runs import DaskCluster
 
-from nlp.compute import ComputeSettings
+from nlp.compute import ComputeSettings, client_for
 from nlp.indicators import IndicatorSettings, compute_indicators
-from nlp.pipeline import _cluster_client
 
 
 def _tables(reference: Path) -> tuple[pd.DataFrame, ...]:
@@ -23,7 +22,7 @@ def test_bootstrap_on_a_tcp_scheduler_gives_the_in_process_tables(reference: Pat
     docs, paras, hits = _tables(reference)
     settings = IndicatorSettings(draws=200, seed=7)
     here = compute_indicators(docs, paras, hits, settings)
-    with _cluster_client(ComputeSettings(scheduler=dask_cluster.address)) as client:
+    with client_for(ComputeSettings(scheduler=dask_cluster.address), local=False) as client:
         assert client is not None
         there = compute_indicators(docs, paras, hits, settings, client=client)
         # The draws ran as tasks on the cluster (the scheduler knows the task prefix).
@@ -39,5 +38,5 @@ def test_bootstrap_on_a_tcp_scheduler_gives_the_in_process_tables(reference: Pat
 
 def test_the_bootstrap_stays_here_for_local_and_inprocess() -> None:
     for scheduler in ("local", "inprocess"):
-        with _cluster_client(ComputeSettings(scheduler=scheduler)) as client:
+        with client_for(ComputeSettings(scheduler=scheduler), local=False) as client:
             assert client is None

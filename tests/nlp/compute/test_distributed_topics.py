@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 from compute_runs import DaskCluster
 
-from nlp.compute import ComputeSettings
-from nlp.pipeline import _cluster_client
+from nlp.compute import ComputeSettings, client_for
 from nlp.topics.embeddings import load_spacy_pipeline
 from nlp.topics.lemmas import compute_lemmas
 from nlp.topics.settings import TopicSettings
@@ -29,7 +28,7 @@ def test_lemmas_and_embeddings_on_a_tcp_scheduler_are_the_in_process_ones(
     vectors = dataclasses.replace(full, embedder="spacy")
     here = {"full": compute_lemmas(texts, pipeline, full), "sampled": compute_lemmas(texts, pipeline, sampled)}
     _, emb_here, _ = compute_embeddings(texts, vectors, pipeline, None)
-    with _cluster_client(ComputeSettings(scheduler=dask_cluster.address)) as client:
+    with client_for(ComputeSettings(scheduler=dask_cluster.address), local=False) as client:
         there = {"full": compute_lemmas(texts, pipeline, full, client),
                  "sampled": compute_lemmas(texts, pipeline, sampled, client)}
         _, emb_there, n = compute_embeddings(texts, vectors, pipeline, tmp_path / "cache", client)
