@@ -94,14 +94,12 @@ def crawl_groups(entries: Iterable[dict[str, Any]]) -> list[list[str]]:
 
 def _host_and_parents(host: str) -> list[str]:
     """``host`` and its parent domains, bare TLD excepted (an IP address: itself only)."""
-    import ipaddress
+    from crawler.policy import is_ip
 
-    try:
-        ipaddress.ip_address(host.strip("[]"))
+    if is_ip(host):
         return [host]
-    except ValueError:
-        labels = host.split(".")
-        return [host] + [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
+    labels = host.split(".")
+    return [host] + [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
 
 
 def job_name(slugs: list[str]) -> str:

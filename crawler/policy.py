@@ -81,7 +81,8 @@ class AddressPolicy:
         return f"{what} {problem} address: never fetched unless allowed (setting BAROMETRE_ALLOWED_ADDRESSES)"
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
+    """Is ``host`` an IP address literal (``[…]`` and a ``%zone`` allowed) rather than a name?"""
     try:
         ipaddress.ip_address(host.strip("[]").split("%")[0])
     except ValueError:
@@ -125,7 +126,7 @@ class FetchPolicyMiddleware:
         scope = (self.scopes.get(entry, []) + list(meta.get("b_scope") or [])) if entry else self.any_scope
         if not host_in_domains(host, scope):
             self._refuse(OffsiteRequest(f"host {host!r} is outside the registry entry's domains {scope}"))
-        if _is_ip(host):
+        if is_ip(host):
             return None
         if host in self._resolved:
             refusal = self._resolved[host]

@@ -325,7 +325,7 @@ def _has_fileno(stream: Any) -> bool:
 def _crawl_started(args: dict[str, Any], corpus_dir: Path, state_dir: Path, manifest: str | None) -> str:
     """When this crawl began (``state_dir/crawl.json``): kept across resumes; what the store
     recorded since is done."""
-    from crawler.state import crawl_start_time
+    from crawler.state import crawl_start_time, manifest_options
     from nlp.store import CorpusStore
 
     marker = state_dir / "crawl.json"
@@ -418,12 +418,6 @@ def crawl_in_process(args: dict[str, Any]) -> int:
         log.error("crawl ended early: %s", "; ".join(failures))
         return 130 if any("shutdown" in f for f in failures) else 1
     return 0
-
-
-def manifest_options(manifest: str | None) -> dict[str, Any]:
-    """CorpusStore options of a crawl: a job's own manifest (rollback journal: it may lie on a
-    network filesystem, where WAL does not work), or the corpus store itself."""
-    return {"manifest": manifest, "journal_mode": "DELETE"} if manifest else {}
 
 
 def _die_with_parent() -> None:

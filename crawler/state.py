@@ -42,6 +42,12 @@ class _Limits(Protocol):
     max_total_bytes: int
 
 
+def manifest_options(manifest: str | None) -> dict[str, Any]:
+    """CorpusStore options of a crawl: a job's own manifest (rollback journal: it may lie on a
+    network filesystem, where WAL does not work), or the corpus store itself."""
+    return {"manifest": manifest, "journal_mode": "DELETE"} if manifest else {}
+
+
 def crawl_start_time(store: CorpusStore) -> str:
     """Now, at the store's precision (the second), strictly after every fetch the store holds:
     if a previous crawl recorded a fetch in this very second, wait for the next one, so that
@@ -166,8 +172,6 @@ class CrawlStateExtension:
             raise NotConfigured("set BAROMETRE_CORPUS_DIR (or -a corpus_dir=...)")
         resume = spider.resume if spider.resume is not None else settings.getbool("BAROMETRE_RESUME")
         jobdir = Path(settings["JOBDIR"]) if settings.get("JOBDIR") else None
-        from crawler.run import manifest_options
-
         store = CorpusStore(Path(corpus), **manifest_options(settings.get("BAROMETRE_MANIFEST")))
         state = CrawlState(store, {s: m.limits for s, m in spider.metros.items()},
                            started=settings.get("BAROMETRE_CRAWL_STARTED"), resume=bool(resume), jobdir=jobdir)
