@@ -297,6 +297,10 @@ def _rows(store: CorpusStore, docs: list[Any], extractions: dict[str, dict[str, 
     """The three tables from the per-document results (one row set per metropole that
     published the document; its first URL there is the citation)."""
     doc_rows, para_rows, hit_rows = [], [], []
+    # One query for every source (ordered by id, as per document), not one per document.
+    sources: dict[str, dict[str, dict[str, Any]]] = {}
+    for s in store.sources(metropoles=metropoles):
+        sources.setdefault(s["document_id"], {}).setdefault(s["metropole"], s)
     for doc in docs:
         row = extractions.get(doc.id)
         if row is None:
@@ -304,9 +308,7 @@ def _rows(store: CorpusStore, docs: list[Any], extractions: dict[str, dict[str, 
         meta = row["metadata"] or {}
         result = results.get(doc.id, {})
         paragraphs = result.get("paragraphs", [])
-        by_metropole: dict[str, dict[str, Any]] = {}
-        for s in store.sources(document_id=doc.id, metropoles=metropoles):
-            by_metropole.setdefault(s["metropole"], s)
+        by_metropole = sources.get(doc.id, {})
         doc_type, date = meta.get("doc_type") or "autre", meta.get("date")
         for metropole, source in sorted(by_metropole.items()):
             analysed = [p for p in paragraphs if p["analysed"]]
