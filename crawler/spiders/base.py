@@ -72,7 +72,13 @@ class CrawlRequest(Request):
 
 
 class _Callbacks:
-    """The bound callback methods of one spider, as attributes (see :class:`CrawlRequest`)."""
+    """The bound callback methods of one spider, as attributes (see :class:`CrawlRequest`).
+
+    ``dir()`` lists only them (``inspect.getmembers``, which Scrapy's search runs twice per
+    queued request, would otherwise read every attribute an object has)."""
+
+    def __dir__(self) -> list[str]:
+        return list(self.__dict__)
 
 
 def _callbacks_view(spider: Any) -> _Callbacks:
