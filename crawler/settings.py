@@ -122,3 +122,6 @@ EXTENSIONS = {
 
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
+# Scrapy's, without the per-item "Scraped from" record when LOG_LEVEL is above DEBUG (where
+# nobody sees it, but Scrapy builds it for every item: here, every fetch).
+LOG_FORMATTER = "crawler.extensions.QuietLogFormatter"

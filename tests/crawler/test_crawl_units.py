@@ -129,3 +129,20 @@ def test_ascii_text_skips_unicode_folding_with_the_same_result():
                                            "ﬁchier ＰＤＦ", "Open_Data-2024", "x\u0301y"]
     for text in texts:
         assert normalise_text.__wrapped__(text) == full(text), repr(text)
+
+
+def test_scraped_items_are_logged_only_at_debug():
+    """The log formatter leaves out the per-item message only where LOG_LEVEL drops it."""
+    from scrapy.logformatter import LogFormatter
+    from scrapy.settings import Settings
+
+    from crawler.extensions import QuietLogFormatter
+
+    class Spider:
+        pass
+
+    for level, logged in (("DEBUG", True), (10, True), ("INFO", False), ("WARNING", False), (None, True)):
+        crawler = type("Crawler", (), {"settings": Settings({"LOG_LEVEL": level})})()
+        formatter = QuietLogFormatter.from_crawler(crawler)
+        ours = formatter.scraped({"a": 1}, None, Spider())
+        assert (ours == LogFormatter().scraped({"a": 1}, None, Spider())) if logged else ours is None, level
