@@ -1,4 +1,5 @@
-"""Extension: progress lines on stderr during a crawl, memory probes, stats file.
+"""Extensions: progress lines on stderr during a crawl, memory probes, stats file; the log
+formatter.
 
 Stage: crawl. Input: the crawler's stats. Output: one log line every
 ``BAROMETRE_PROGRESS_INTERVAL`` seconds (pages, documents stored, statuses, memory); the
@@ -16,6 +17,7 @@ from typing import Any
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
+from scrapy.logformatter import LogFormatter, LogFormatterResult
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,33 @@ def rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class QuietLogFormatter(LogFormatter):
+    """Scrapy's log formatter (setting ``LOG_FORMATTER``), minus the per-item "Scraped from"
+    message when ``LOG_LEVEL`` is above DEBUG.
+
+    Scrapy lets every logger pass DEBUG (the root logger is at NOTSET) and drops below-level
+    records in its handler: each item would build a log record nobody sees. Every fetch is an
+    item here (the store pipeline records it), so the record is built once per page. At
+    ``LOG_LEVEL = DEBUG`` the message is logged as before.
+    """
+
+    def __init__(self, quiet_items: bool = False) -> None:
+        self.quiet_items = quiet_items
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> "QuietLogFormatter":
+        level = crawler.settings.get("LOG_LEVEL") or "DEBUG"
+        numeric = logging.getLevelName(level) if isinstance(level, str) else level
+        return cls(quiet_items=isinstance(numeric, int) and numeric > logging.DEBUG)
+
+    def scraped(self, item: Any, response: Any, spider: Any) -> LogFormatterResult | None:
+        """Input: an item, the response it came from, the spider. Output: the log message
+        arguments, or None (no message) when items are not logged at this level."""
+        if self.quiet_items:
+            return None
+        return super().scraped(item, response, spider)
 
 
 class ProgressLog:

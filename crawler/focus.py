@@ -43,7 +43,9 @@ def normalise_text(text: str) -> str:
 
     Cached: menus repeat the same anchors and titles on every page of a site, and the
     Unicode decomposition is the costliest step of scoring a link."""
-    text = fold_accents(unicodedata.normalize("NFKC", text or ""))
+    text = text or ""
+    if not text.isascii():  # ASCII text (most URLs) is its own NFKC form, with no accents
+        text = fold_accents(unicodedata.normalize("NFKC", text))
     return " " + _PUNCT.sub(" ", text.lower()).strip() + " "
 
 
@@ -92,9 +94,10 @@ def page_score(url: str, title: str, heading: str, anchor: str, keywords: tuple[
 
 def looks_like_document(url: str) -> bool:
     """Guess, from the URL alone, that a link returns a file (a guess: the bytes decide)."""
-    if url_extension(url) in DOCUMENT_EXTENSIONS:
+    ext = url_extension(url)
+    if ext in DOCUMENT_EXTENSIONS:
         return True
-    return url_extension(url) not in ("html", "htm") and bool(_DOCUMENT_HINTS.search(url))
+    return ext not in ("html", "htm") and bool(_DOCUMENT_HINTS.search(url))
 
 
 _DIGITS = re.compile(r"\d+")

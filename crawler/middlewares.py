@@ -28,7 +28,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.misc import load_object
 
 from crawler.outcomes import AlreadyDone, BudgetSpent
-from crawler.state import CrawlState
+from crawler.state import CrawlState, done_fetch
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,9 @@ class CrawlGateMiddleware:
         url, kind = meta["b_url"], meta.get("b_kind", "page")
         stats = self.crawler.stats
         state = self.crawl_state
-        if state.is_done(metropole, url):
+        # One lookup serves both questions (is it done? what validators does the store hold?).
+        previous = state.store.get_fetch(metropole, url)
+        if done_fetch(previous, state.done_since):  # = state.is_done(metropole, url)
             stats.inc_value("barometre/skipped/already_done")
             raise AlreadyDone(f"already done in this crawl: {url}")
         if state.budget_spent(metropole, kind):
@@ -109,7 +111,6 @@ class CrawlGateMiddleware:
             state.page_started(metropole)
         if request.method == "GET" and "If-None-Match" not in request.headers \
                 and "If-Modified-Since" not in request.headers:
-            previous = state.store.get_fetch(metropole, url)
             # Only for URLs whose bytes the store holds: a 304 must leave something to read
             # (a stored page's links are read back from the store).
             if previous and previous.get("document_id") and previous.get("status") in ("ok", "not-modified"):

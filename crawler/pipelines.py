@@ -7,13 +7,18 @@ of :class:`nlp.store.CorpusStore` (Scrapy's FilesPipeline is not used: it names 
 hash and refuses redirects). The store is the crawl's (:class:`crawler.state.CrawlState`),
 opened and closed by :class:`crawler.state.CrawlStateExtension`: this is the only writer.
 
-A document, its source and the fetch rows of every URL that led to it are written in one
-transaction, after the file is in place: once a URL's fetch row says ``ok``, its document is
-stored. That is what lets ``--resume`` skip it (crawler.middlewares.CrawlGateMiddleware).
+A document, its source and the fetch rows of every URL that led to it are written together
+(all or nothing), after the file is in place: once a URL's fetch row says ``ok``, its document
+is stored. That is what lets ``--resume`` skip it (crawler.middlewares.CrawlGateMiddleware).
+Items are committed in batches (:meth:`crawler.state.CrawlState.writing`): every
+``BAROMETRE_COMMIT_SECONDS`` (a timer, so a slow polite crawl commits too) or
+``BAROMETRE_COMMIT_ROWS`` items, and when the spider closes. The ``barometre/*`` stats count
+an item once its batch is committed, so no progress line counts a row a kill could lose.
 """
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 from crawler.items import DocumentItem, FetchRecord, SourceItem
@@ -29,32 +34,75 @@ class StorePipeline:
     def __init__(self, crawler: Any) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
-        self._store: CorpusStore | None = None
+        self._state: CrawlState | None = None
+        self._pending: Counter[str] = Counter()  # stats of the items of the open batch
+        self._stored: list[tuple[Any, ...]] = []  # their "stored" debug lines
+        self._timer: Any = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "StorePipeline":
         return cls(crawler)
 
     @property
+    def state(self) -> CrawlState:
+        if self._state is None:
+            self._state = CrawlState.of(self.crawler)
+        return self._state
+
+    @property
     def store(self) -> CorpusStore:
-        if self._store is None:
-            self._store = CrawlState.of(self.crawler).store
-        return self._store
+        return self.state.store
+
+    def open_spider(self, spider: Any = None) -> None:
+        """Start the commit timer (a batch never waits longer than ``commit_seconds``)."""
+        from twisted.internet import task
+
+        seconds = self.state.commit_seconds
+        if seconds > 0:
+            self._timer = task.LoopingCall(self._commit_logged)
+            self._timer.start(seconds, now=False)
+
+    def close_spider(self, spider: Any = None) -> None:
+        """Commit the last batch (before the crawl state closes the store)."""
+        if self._timer is not None and self._timer.running:
+            self._timer.stop()
+        self.commit()
+
+    def commit(self) -> None:
+        """Commit the open batch, then count its items in the stats."""
+        self.state.commit()
+        for key, n in self._pending.items():
+            self.stats.inc_value(key, n)
+        self._pending.clear()
+        for args in self._stored:
+            log.debug("stored %s %s (%s, %d bytes, new=%s)", *args)
+        self._stored.clear()
+
+    def _commit_logged(self) -> None:
+        try:
+            self.commit()
+        except Exception:  # the timer must go on; the next item or the close tries again
+            log.exception("could not commit the crawl's writes")
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
-        if isinstance(item, DocumentItem):
-            self._store_document(item)
-        elif isinstance(item, SourceItem):
-            self.store.add_source(
-                item.document_id, item.metropole, item.url, referer=item.referer,
-                anchor_text=item.anchor_text, page_title=item.page_title,
-                http_status=item.http_status, etag=item.etag, last_modified=item.last_modified,
-                headers=item.headers or None, fetched_at=item.fetched_at, origin=item.origin,
-                metadata=item.metadata, attribution=item.attribution,
-            )
-            self.stats.inc_value("barometre/sources_attached")
-        elif isinstance(item, FetchRecord):
-            self._record_fetch(item)
+        """Write one item (document, source or fetch outcome) into the open batch; commit the
+        batch when due. Output: the item, unchanged."""
+        with self.state.writing():
+            if isinstance(item, DocumentItem):
+                self._store_document(item)
+            elif isinstance(item, SourceItem):
+                self.store.add_source(
+                    item.document_id, item.metropole, item.url, referer=item.referer,
+                    anchor_text=item.anchor_text, page_title=item.page_title,
+                    http_status=item.http_status, etag=item.etag, last_modified=item.last_modified,
+                    headers=item.headers or None, fetched_at=item.fetched_at, origin=item.origin,
+                    metadata=item.metadata, attribution=item.attribution,
+                )
+                self._pending["barometre/sources_attached"] += 1
+            elif isinstance(item, FetchRecord):
+                self._record_fetch(item)
+        if self.state.commit_due():
+            self.commit()
         return item
 
     def _record_fetch(self, item: FetchRecord) -> None:
@@ -68,7 +116,7 @@ class StorePipeline:
                     last_modified=item.last_modified, error=item.error, referer=item.referer,
                     depth=item.depth, nbytes=item.nbytes,
                 )
-        self.stats.inc_value(f"barometre/fetch/{item.status}")
+        self._pending[f"barometre/fetch/{item.status}"] += 1
 
     def _store_document(self, item: DocumentItem) -> None:
         store = self.store
@@ -87,8 +135,7 @@ class StorePipeline:
                 referer=item.referer, depth=item.depth, nbytes=len(item.body), etag=item.etag,
                 last_modified=item.last_modified, document_id=doc_id, aliases=item.aliases,
             ))
-        self.stats.inc_value("barometre/documents_stored")
+        self._pending["barometre/documents_stored"] += 1
         if created:
-            self.stats.inc_value("barometre/documents_new")
-        log.debug("stored %s %s (%s, %d bytes, new=%s)", item.metropole, item.url,
-                  item.media_type, len(item.body), created)
+            self._pending["barometre/documents_new"] += 1
+        self._stored.append((item.metropole, item.url, item.media_type, len(item.body), created))

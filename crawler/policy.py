@@ -99,6 +99,11 @@ class FetchPolicyMiddleware:
         self.addresses = addresses
         self.stats = stats
         self._resolved: dict[str, str | None] = {}  # host -> refusal (None: fine)
+        # Per-host answers of rules 2 and 3, which depend on the host (and entry) alone: a
+        # crawl asks them again for every request to the same few hosts. Bounded like
+        # _resolved; past the bound the answers are computed each time.
+        self._literal: dict[str, tuple[str | None, bool]] = {}  # host -> (refusal, is an IP)
+        self._in_scope: dict[tuple[str, str], bool] = {}  # (entry, host) -> inside its domains
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "FetchPolicyMiddleware":
@@ -118,15 +123,15 @@ class FetchPolicyMiddleware:
         host = (parts.hostname or "").rstrip(".").lower()
         if parts.scheme not in ("http", "https") or not host:
             self._refuse(OffsiteRequest(f"not an http(s) URL with a host: {request.url[:300]}"))
-        refusal = self.addresses.refusal(host)
+        refusal, literal = self._literal_answer(host)
         if refusal:
             self._refuse(BlockedAddress(refusal))
         meta = request.meta
         entry = meta.get("b_m")
-        scope = (self.scopes.get(entry, []) + list(meta.get("b_scope") or [])) if entry else self.any_scope
-        if not host_in_domains(host, scope):
+        if not self._host_in_scope(entry, host, meta.get("b_scope")):
+            scope = (self.scopes.get(entry, []) + list(meta.get("b_scope") or [])) if entry else self.any_scope
             self._refuse(OffsiteRequest(f"host {host!r} is outside the registry entry's domains {scope}"))
-        if is_ip(host):
+        if literal:
             return None
         if host in self._resolved:
             refusal = self._resolved[host]
@@ -134,6 +139,31 @@ class FetchPolicyMiddleware:
                 self._refuse(BlockedAddress(refusal))
             return None
         return self._resolve(host)
+
+    def _literal_answer(self, host: str) -> tuple[str | None, bool]:
+        """(refusal of ``host`` as an address literal — None for a name or a fine address —,
+        whether it is an IP literal), memoised per host."""
+        answer = self._literal.get(host)
+        if answer is None:
+            answer = (self.addresses.refusal(host), is_ip(host))
+            if len(self._literal) < MAX_CACHED_HOSTS:
+                self._literal[host] = answer
+        return answer
+
+    def _host_in_scope(self, entry: str | None, host: str, extra: Any) -> bool:
+        """Rule 3: is ``host`` inside the scope of registry entry ``entry`` (plus the
+        request's ``b_scope`` hosts), or of any entry when the request has none? Memoised
+        per (entry, host) for requests without ``b_scope``."""
+        if extra:
+            return host_in_domains(host, self.scopes.get(entry, []) + list(extra)) if entry \
+                else host_in_domains(host, self.any_scope)
+        key = (entry or "", host)
+        inside = self._in_scope.get(key)
+        if inside is None:
+            inside = host_in_domains(host, self.scopes.get(entry, []) if entry else self.any_scope)
+            if len(self._in_scope) < MAX_CACHED_HOSTS:
+                self._in_scope[key] = inside
+        return inside
 
     def _resolve(self, host: str) -> Any:
         """A Deferred that checks the address ``host`` resolves to: None, the request goes on;

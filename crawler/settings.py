@@ -82,6 +82,11 @@ BAROMETRE_USE_SITEMAPS = True
 # Where the corpus store lives (set by crawler.run); None makes the spider refuse to start.
 BAROMETRE_CORPUS_DIR = None
 BAROMETRE_RESUME = False
+# The store pipeline commits its writes in batches (crawler.state): at most this many seconds
+# apart (a timer) and this many items per batch, and when the spider closes. A kill loses at
+# most the open batch, whose URLs a resumed crawl fetches again. 0 seconds: commit every item.
+BAROMETRE_COMMIT_SECONDS = 0.5
+BAROMETRE_COMMIT_ROWS = 500
 # Seconds between progress lines on stderr (0: none).
 BAROMETRE_PROGRESS_INTERVAL = 10.0
 # Response counts at which to record the resident memory (stats barometre/rss_mb_at_<n>).
@@ -122,3 +127,6 @@ EXTENSIONS = {
 
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
+# Scrapy's, without the per-item "Scraped from" record when LOG_LEVEL is above DEBUG (where
+# nobody sees it, but Scrapy builds it for every item: here, every fetch).
+LOG_FORMATTER = "crawler.extensions.QuietLogFormatter"

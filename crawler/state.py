@@ -12,9 +12,19 @@ Resume (setting ``BAROMETRE_RESUME``): ``corpus/.crawl/crawl.json`` says when th
 status is done and never fetched again in this crawl. ``links.jsonl`` in the JOBDIR keeps the
 links every parsed page yielded, so that requests lost in flight by a kill (scrapy#4106) are
 derived again.
+
+Writes are batched (:meth:`CrawlState.writing`, :meth:`CrawlState.commit`): the pipeline's
+items join one open transaction, each item atomic inside it (a savepoint), and the batch is
+committed every ``BAROMETRE_COMMIT_SECONDS`` or ``BAROMETRE_COMMIT_ROWS`` items, and when the
+spider closes; the links log is flushed just before each commit. A commit per item cost more
+than the rest of recording a fetch. A kill loses at most the uncommitted batch: those URLs are
+not done, so a resumed crawl fetches them again (their links are re-derived from the links log
+or from their own page), and nothing counted as stored (stats, progress lines) was lost: the
+pipeline counts an item when its batch is committed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -69,8 +79,15 @@ class CrawlState:
     """Store, start time, budgets and links log of one crawl (see the module docstring)."""
 
     def __init__(self, store: CorpusStore, limits: dict[str, _Limits], *, started: str | None,
-                 resume: bool, jobdir: Path | None) -> None:
+                 resume: bool, jobdir: Path | None, commit_seconds: float = 0.0,
+                 commit_rows: int = 1) -> None:
         self.store = store
+        # Batched writes (module docstring): 0 seconds or 1 row commits every item.
+        self.commit_seconds = commit_seconds
+        self.commit_rows = max(1, commit_rows)
+        self._batch: contextlib.ExitStack | None = None
+        self._batch_rows = 0
+        self._batch_started = 0.0
         self.limits = limits
         self.resume = resume
         self.jobdir = jobdir
@@ -103,10 +120,45 @@ class CrawlState:
                 self.bytes_fetched[f["metropole"]] += f["bytes"] or 0
 
     def close(self) -> None:
-        if self._links_log:
-            self._links_log.close()
-            self._links_log = None
-        self.store.close()
+        """Commit what is pending, close the links log and the store."""
+        try:
+            self.commit()
+        finally:
+            if self._links_log:
+                self._links_log.close()
+                self._links_log = None
+            self.store.close()
+
+    # -- batched writes ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[CorpusStore]:
+        """One item's writes, all or nothing (a savepoint), inside the open batch transaction
+        (opened here when none is). Yields the store. Commits the batch when it is old or
+        full enough (:meth:`commit_due`); an item that fails leaves no row and the batch open."""
+        if self._batch is None:
+            batch = contextlib.ExitStack()
+            batch.enter_context(self.store.transaction())
+            self._batch, self._batch_rows, self._batch_started = batch, 0, time.monotonic()
+        with self.store.transaction(savepoint=True):
+            yield self.store
+        self._batch_rows += 1
+
+    def commit_due(self) -> bool:
+        """Is the open batch full, or older than ``commit_seconds``?"""
+        return self._batch is not None and (
+            self._batch_rows >= self.commit_rows
+            or time.monotonic() - self._batch_started >= self.commit_seconds)
+
+    def commit(self) -> bool:
+        """Flush the links log, then commit the open batch (a page recorded done has its links
+        on disk). Returns whether there was a batch to commit."""
+        if self._links_log is not None:
+            self._links_log.flush()
+        batch, self._batch = self._batch, None
+        if batch is None:
+            return False
+        batch.close()  # COMMIT (the store's transaction exits without an exception)
+        return True
 
     # -- what is done -----------------------------------------------------------------------
     def is_done(self, metropole: str, url: str) -> bool:
@@ -136,8 +188,8 @@ class CrawlState:
         """Append a parsed page's outgoing links to ``links.jsonl``."""
         if self._links_log is None or not links:
             return
+        # Buffered: flushed before the batch that records the page is committed (commit).
         self._links_log.write(json.dumps({"m": metropole, "u": url, "links": links}, ensure_ascii=False) + "\n")
-        self._links_log.flush()
 
     def logged_links(self) -> Iterator[dict[str, Any]]:
         """Entries of ``links.jsonl`` written by the interrupted run (resume only)."""
@@ -174,7 +226,9 @@ class CrawlStateExtension:
         jobdir = Path(settings["JOBDIR"]) if settings.get("JOBDIR") else None
         store = CorpusStore(Path(corpus), **manifest_options(settings.get("BAROMETRE_MANIFEST")))
         state = CrawlState(store, {s: m.limits for s, m in spider.metros.items()},
-                           started=settings.get("BAROMETRE_CRAWL_STARTED"), resume=bool(resume), jobdir=jobdir)
+                           started=settings.get("BAROMETRE_CRAWL_STARTED"), resume=bool(resume), jobdir=jobdir,
+                           commit_seconds=settings.getfloat("BAROMETRE_COMMIT_SECONDS", 0.0),
+                           commit_rows=settings.getint("BAROMETRE_COMMIT_ROWS", 1))
         ext = cls(state)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext

@@ -21,6 +21,7 @@ in the query becomes ``+`` (both as w3lib does).
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Protocol
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
@@ -37,6 +38,12 @@ TRACKING_PARAMS = frozenset({
 TRACKING_PREFIXES = ("utm_", "aspsessionid")
 _PATH_SESSION_RE = re.compile(r";(jsessionid|phpsessid|sessionid)=[^/?#;]*", re.IGNORECASE)
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# Memo sizes of the pure functions below (results depend on the argument only, so a cached
+# answer is the answer). A site repeats its menus on every page: the same few hundred links
+# are normalised again and again; a fresh URL is made safe up to three times on its way
+# (normalised, scope-checked, its host read).
+_SAFE_CACHE = 4096
+_NORMALISE_CACHE = 8192
 
 
 class Scoped(Protocol):
@@ -47,8 +54,9 @@ class Scoped(Protocol):
     deny: list[str]
 
 
+@functools.lru_cache(maxsize=_SAFE_CACHE)
 def safe_url(url: str) -> str:
-    """The URL as a Scrapy ``Request`` would send it (w3lib's safe form)."""
+    """The URL as a Scrapy ``Request`` would send it (w3lib's safe form). Memoised."""
     return safe_url_string(url.strip())
 
 
@@ -75,9 +83,12 @@ def _is_tracking(key: str) -> bool:
     return k in TRACKING_PARAMS or k.startswith(TRACKING_PREFIXES)
 
 
+@functools.lru_cache(maxsize=_NORMALISE_CACHE)
 def normalise_url(url: str) -> str:
     """Canonical form of an http(s) URL, used to fetch and record each resource once (see the
-    module docstring). Raises ValueError for a URL without scheme or host."""
+    module docstring). Raises ValueError for a URL without scheme or host (not memoised).
+    Memoised: the canonical form depends on the URL alone (``normalise_url.__wrapped__`` is
+    the computation itself)."""
     safe = safe_url(url)
     parts = urlsplit(safe)
     if not parts.scheme or not parts.netloc or not parts.hostname:
@@ -112,11 +123,12 @@ def url_allowed(entry: Scoped, url: str) -> bool:
     """
     try:
         parts = urlsplit(safe_url(url))
+        host = parts.hostname  # what host_of(url) reads, from the same split
     except ValueError:
         return False
     if parts.scheme.lower() not in ("http", "https"):
         return False
-    host = host_of(url)
+    host = host.rstrip(".").lower() if host else None
     if not host or not host_in_domains(host, entry.domains):
         return False
     if any(re.search(p, url) for p in entry.deny):

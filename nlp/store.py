@@ -273,26 +273,30 @@ class CorpusStore:
         self.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Group writes in one ``BEGIN IMMEDIATE`` transaction (re-entrant)."""
-        if self._depth:
+    def transaction(self, savepoint: bool = False) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction (re-entrant; nested with ``savepoint``: all or nothing)."""
+        depth = self._depth
+        if depth and not savepoint:
             self._depth += 1
             try:
                 yield self.conn
             finally:
-                self._depth -= 1
+                self._depth = depth
             return
-        self.conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
+        begin, end, undo = ("SAVEPOINT block", "RELEASE block", ("ROLLBACK TO block", "RELEASE block")) \
+            if depth else ("BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",))
+        self.conn.execute(begin)
+        self._depth = depth + 1
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            for statement in undo:
+                self.conn.execute(statement)
             raise
         else:
-            self.conn.execute("COMMIT")
+            self.conn.execute(end)
         finally:
-            self._depth = 0
+            self._depth = depth
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]

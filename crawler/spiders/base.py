@@ -72,7 +72,13 @@ class CrawlRequest(Request):
 
 
 class _Callbacks:
-    """The bound callback methods of one spider, as attributes (see :class:`CrawlRequest`)."""
+    """The bound callback methods of one spider, as attributes (see :class:`CrawlRequest`).
+
+    ``dir()`` lists only them (``inspect.getmembers``, which Scrapy's search runs twice per
+    queued request, would otherwise read every attribute an object has)."""
+
+    def __dir__(self) -> list[str]:
+        return list(self.__dict__)
 
 
 def _callbacks_view(spider: Any) -> _Callbacks:
@@ -130,6 +136,11 @@ class BarometreSpider(RegistrySpider):
     origin = "crawl"
     uses_store = True
     keep_undecided = False
+    # The error statuses the callbacks classify themselves (HttpErrorMiddleware and the
+    # redirect middleware read the spider's list when a request's meta has none): a class
+    # attribute rather than a copy in every request's meta, pickled into the disk queue and
+    # read back for each request.
+    handle_httpstatus_list = HANDLED_STATUSES
     _crawl_state: CrawlState | None = None
 
     @classmethod
@@ -222,7 +233,6 @@ class BarometreSpider(RegistrySpider):
             "b_m": metropole, "b_url": key, "b_kind": kind, "b_depth": depth, "b_ref": referer,
             "b_anchor": anchor, "b_ctx": context_title,
             "download_maxsize": self.metros[metropole].limits.max_file_bytes,
-            "handle_httpstatus_list": HANDLED_STATUSES,
             # Where a request may go (redirects included) is the fetch policy's decision
             # (crawler.policy): Scrapy's offsite filter knows one domain list per spider.
             "allow_offsite": True,

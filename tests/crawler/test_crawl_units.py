@@ -111,3 +111,38 @@ def test_queued_requests_name_their_callbacks_as_scrapy_does():
     # A callback outside parse*/on_* is still found (the full search).
     odd = CrawlRequest("https://example.org/b", callback=spider.replay_link)
     assert odd.to_dict(spider=spider)["callback"] == "replay_link"
+
+
+def test_ascii_text_skips_unicode_folding_with_the_same_result():
+    """normalise_text leaves out NFKC and accent folding for ASCII text (its own form)."""
+    import re
+    import unicodedata
+
+    from crawler.focus import normalise_text
+    from nlp.io import fold_accents
+
+    def full(text: str) -> str:
+        folded = fold_accents(unicodedata.normalize("NFKC", text))
+        return " " + re.sub(r"[\W_]+", " ", folded.lower()).strip() + " "
+
+    texts = [chr(i) for i in range(128)] + ["", "Page 12", "/gen/3?max=5000", "Stratégie NUMÉRIQUE",
+                                           "ﬁchier ＰＤＦ", "Open_Data-2024", "x\u0301y"]
+    for text in texts:
+        assert normalise_text.__wrapped__(text) == full(text), repr(text)
+
+
+def test_scraped_items_are_logged_only_at_debug():
+    """The log formatter leaves out the per-item message only where LOG_LEVEL drops it."""
+    from scrapy.logformatter import LogFormatter
+    from scrapy.settings import Settings
+
+    from crawler.extensions import QuietLogFormatter
+
+    class Spider:
+        pass
+
+    for level, logged in (("DEBUG", True), (10, True), ("INFO", False), ("WARNING", False), (None, True)):
+        crawler = type("Crawler", (), {"settings": Settings({"LOG_LEVEL": level})})()
+        formatter = QuietLogFormatter.from_crawler(crawler)
+        ours = formatter.scraped({"a": 1}, None, Spider())
+        assert (ours == LogFormatter().scraped({"a": 1}, None, Spider())) if logged else ours is None, level

@@ -77,6 +77,40 @@ def test_literal_addresses_refused_before_the_domain_check() -> None:
         mw.process_request(Request("http://elsewhere.org/robots.txt"))
 
 
+def test_per_host_answers_are_the_same_when_asked_again(monkeypatch: Any) -> None:
+    """The address and scope answers are memoised per host (and entry): asked again, in any
+    order, each request gets the answer it got from a fresh middleware."""
+    from twisted.internet import defer, reactor
+
+    monkeypatch.setattr(reactor, "resolve", lambda name, *a: defer.Deferred(), raising=False)
+    mw = FetchPolicyMiddleware({"m": ["127.0.0.1", "example.org"], "n": ["data.org"]},
+                               AddressPolicy(["127.0.0.1"]), _Stats())
+    mw.any_scope = ["127.0.0.1", "data.org", "example.org"]
+    cases = [("http://127.0.0.1/x", {"b_m": "m"}), ("http://files.data.org/x", {"b_m": "m"}),
+             ("http://files.data.org/x", {"b_m": "m", "b_scope": ["data.org"]}),
+             ("http://files.data.org/x", {"b_m": "n"}), ("http://127.0.0.1/x", {"b_m": "n"}),
+             ("http://127.0.0.2/x", {"b_m": "m"}), ("http://files.data.org/robots.txt", {}),
+             ("http://127.0.0.1/x", {"b_m": "n", "b_scope": ["127.0.0.1"]})]
+
+    def outcome(middleware: FetchPolicyMiddleware, url: str, meta: dict[str, Any]) -> Any:
+        try:
+            result = middleware.process_request(Request(url, meta=dict(meta)))
+        except (BlockedAddress, OffsiteRequest) as exc:
+            return type(exc).__name__, str(exc)
+        return "resolve" if result is not None else None
+
+    expected = []
+    for url, meta in cases:
+        fresh = FetchPolicyMiddleware(mw.scopes, mw.addresses, _Stats())
+        fresh.any_scope = mw.any_scope
+        expected.append(outcome(fresh, url, meta))
+    assert [x[0] if isinstance(x, tuple) else x for x in expected] == [
+        None, "OffsiteRequest", "resolve", "resolve", "OffsiteRequest", "BlockedAddress", "resolve", None]
+    for _ in range(2):
+        for (url, meta), answer in zip(cases + cases[::-1], expected + expected[::-1]):
+            assert outcome(mw, url, meta) == answer, (url, meta)
+
+
 def test_resolved_names_are_checked_once(monkeypatch: Any) -> None:
     from twisted.internet import defer, reactor
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from w3lib.url import canonicalize_url
 
-from crawler.urls import host_in_domains, host_of, normalise_url, safe_url
+from crawler.urls import host_in_domains, host_of, normalise_url, safe_url, url_allowed
 
 
 def test_normalise_url_is_w3lib_canonical_form():
@@ -51,3 +51,36 @@ def test_backslash_host_is_the_host_scrapy_sends_to():
     assert host_in_domains("www.grandlyon.com", ["grandlyon.com"])
     assert not host_in_domains("grandlyon.com.evil.org", ["grandlyon.com"])
     assert host_of("mailto:x@y") is None
+
+
+URL_CASES = [
+    "HTTPS://WWW.GrandLyon.COM:443/A/b?b=2&a=1#top", "https://ex.fr/d%c3%a9lib?path=a%2Fb",
+    "https://ex.fr/délib é", "https://ex.fr/?t=2&t=1&a=", "http://ex.fr/a/./b/../c", "http://bücher.de/x",
+    "https://ex.fr/p;jsessionid=0A1B?PHPSESSID=zz&page=2", "http://EX.fr./x", "http://[::1]:80/x",
+    "http://localhost:18732\\@127.0.0.1:18731/bs", " http://ex.fr/ x ", "https://ex.fr/p?utm_source=x",
+]
+
+
+def test_memoised_url_forms_are_the_computed_ones():
+    """normalise_url and safe_url are memoised (a site repeats its menus on every page): the
+    answer from the memo is the computation's, twice over, and an error is raised every time."""
+    for url in URL_CASES:
+        for _ in range(2):
+            assert normalise_url(url) == normalise_url.__wrapped__(url)
+            assert safe_url(url) == safe_url.__wrapped__(url)
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            normalise_url("/relative/path")
+
+
+def test_url_allowed_reads_the_host_host_of_reads():
+    """url_allowed splits the URL once; its host is host_of's (the host Scrapy sends to)."""
+    from types import SimpleNamespace
+
+    for url in URL_CASES + ["mailto:x@y", "ftp://ex.fr/x", "http://sub.ex.fr/x", "http://ex.fr.evil.org/"]:
+        for domains in (["ex.fr"], ["localhost"], ["127.0.0.1"], ["grandlyon.com"], ["xn--bcher-kva.de"]):
+            entry = SimpleNamespace(domains=domains, allow=[], deny=[])
+            host = host_of(url)
+            expected = bool(url.strip().lower().startswith(("http://", "https://")) and host
+                            and host_in_domains(host, domains))
+            assert url_allowed(entry, url) == expected, (url, domains)

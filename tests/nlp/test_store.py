@@ -142,3 +142,25 @@ def test_snapshot_identifies_the_corpus_state(tmp_path: Path) -> None:
     one = store.snapshot()
     assert empty["documents"] == 0 and one["documents"] == 1 and one["hash"] != empty["hash"]
     assert json.dumps(one)
+
+
+def test_a_savepoint_block_is_all_or_nothing_inside_the_transaction(tmp_path: Path) -> None:
+    """transaction(savepoint=True) nested in an open transaction (a crawl's batch): a failed
+    block leaves none of its rows, the writes before it stay and commit with the batch."""
+    store = CorpusStore(tmp_path)
+    with store.transaction():
+        store.record_fetch("m", "http://h/a", "ok")
+        with pytest.raises(RuntimeError):
+            with store.transaction(savepoint=True):
+                store.record_fetch("m", "http://h/b", "ok")
+                with store.transaction():  # re-entrant inside the savepoint
+                    store.record_fetch("m", "http://h/c", "ok")
+                raise RuntimeError("item failed")
+        with store.transaction(savepoint=True):
+            store.record_fetch("m", "http://h/d", "ok")
+        other = CorpusStore(tmp_path)  # another connection sees nothing before the commit
+        assert other.fetches() == []
+    assert [f["url"] for f in other.fetches()] == ["http://h/a", "http://h/d"]
+    with store.transaction(savepoint=True):  # outside a transaction: a plain one
+        store.record_fetch("m", "http://h/e", "ok")
+    assert len(other.fetches()) == 3
