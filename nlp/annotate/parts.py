@@ -1,5 +1,7 @@
-"""Annotate's tasks: a partition of documents → its rows of the three tables, written by the
-task itself into the staged datasets (issue 14, item 2: "a worker writes its own partition").
+"""Annotate's per-document and per-task work: one document's paragraphs → its detections
+(:func:`annotate_document`, the cached unit), and a partition of documents → its rows of the
+three tables, written by the task itself into the staged datasets (issue 14, item 2: "a
+worker writes its own partition").
 
 The client (:func:`nlp.annotate.stage.run_annotate`) reads the store once and gives each
 document a :class:`DocJob`: a small picklable record of everything its table rows need from
@@ -18,6 +20,7 @@ global index, and a part's bytes are a function of its jobs only.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +29,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from nlp.io import atomic_write
-from nlp.schema import DOCUMENT_COLUMNS, HIT_COLUMNS, LABELS, PARAGRAPH_COLUMNS, score_column
+from nlp.schema import DOCUMENT_COLUMNS, HIT_COLUMNS, LABELS, PARAGRAPH_COLUMNS, Extraction, score_column
 from nlp.store import read_extraction_file
 from nlp.tableio import write_partition
 
@@ -35,6 +38,19 @@ TABLES = ("documents", "paragraphs", "hits")
 # job order (read_table and pyarrow read a folder's files in name order). 9 digits: a
 # billion documents.
 PART_DIGITS = 9
+# A paragraph is analysed when it holds prose: at least this many words, not procedure.
+MIN_PARAGRAPH_WORDS = 8
+BOILERPLATE_PREFIXES = ("vu le code", "vu la loi", "vu le décret", "vu l'arrêté", "vu l’arrêté",
+                        "après en avoir délibéré", "le conseil, après en avoir")
+# A deliberation's visas ("Vu le rapport …", "Vu la délibération n° … du …") cite the acts and
+# documents it rests on: references, not what the council says. The considérants and articles
+# that follow are kept.
+_VISA = re.compile(r"^vu (?:le|la|les|l['’]|l’|son|sa|ses|notre|nos)\b", re.I)
+# A line that only names a linked file ("Schéma directeur 2021-2026 (PDF, 15 avril 2021)",
+# "Rapport d'activité [PDF - 2 Mo]"): a listing entry, not prose.
+_FILE_LINK = re.compile(r"[(\[]\s*(?:pdf|docx?|odt|xlsx?|ods|pptx?)\b[^)\]]{0,40}[)\]]\s*$", re.I)
+# A document whose paragraphs are mostly short lines is a listing or navigation page.
+LISTING_SHORT_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,46 @@ class LazyDetector:
         return self._detector
 
 
+# -- per document ----------------------------------------------------------------------
+def paragraphs_of(extraction: Extraction) -> list[tuple[int, int, str]]:
+    """(page, paragraph index within the page, text) for every non-empty paragraph."""
+    out = []
+    for page in extraction.pages:
+        paras = page.paragraphs or page.text.split("\n\n")
+        for i, text in enumerate(p.strip() for p in paras):
+            if text:
+                out.append((page.number, i, text))
+    return out
+
+
+def is_analysed(text: str, n_words: int) -> bool:
+    """Prose that the indicators count: enough words, not a procedural formula or a visa, not
+    a listing entry that only names a linked file."""
+    body = text.lower().lstrip("-•– ")
+    return (n_words >= MIN_PARAGRAPH_WORDS and not body.startswith(BOILERPLATE_PREFIXES)
+            and not _VISA.match(body) and not (n_words <= 30 and _FILE_LINK.search(body)))
+
+
+def annotate_document(detector: Any, extraction: Extraction) -> dict[str, Any]:
+    """Detections for one document's paragraphs, as JSON-able data (the cached unit)."""
+    paras = paragraphs_of(extraction)
+    out = []
+    for (page, idx, text), det in zip(paras, detector.detect([p[2] for p in paras])):
+        out.append({
+            "page": page, "paragraph": idx, "text": text, "n_words": int(det.n_words),
+            "n_sentences": int(det.n_sentences), "is_digital": bool(det.is_digital),
+            "analysed": is_analysed(text, det.n_words), "labels": det.labels, "negated": det.negated,
+            "lexicon_labels": det.lexicon_labels, "model": det.model,
+            "scores": {k: round(v, 5) for k, v in det.scores.items()},
+            "hits": [h.to_dict() for h in det.hits],
+        })
+    short = sum(1 for p in out if p["n_words"] < MIN_PARAGRAPH_WORDS)
+    listing = bool(out) and short / len(out) >= LISTING_SHORT_SHARE and len(out) >= 5
+    return {"paragraphs": out, "listing": listing}
+
+
+
+# -- per partition ---------------------------------------------------------------------
 def annotate_part(jobs: list[DocJob], staging: Mapping[str, str], corpus_root: str, detector: Any) -> dict[str, int]:
     """The unit of work the compute layer schedules: one partition of documents → its parts.
 
@@ -85,8 +141,6 @@ def annotate_part(jobs: list[DocJob], staging: Mapping[str, str], corpus_root: s
     same file), then for each table and each metropolis present one part file (atomically,
     under the same name on a re-run). Returns counts only: ``documents`` (jobs done),
     ``annotated``, ``cached``, ``paragraphs``, ``hits``, ``hits-counting``."""
-    from nlp.annotate.stage import annotate_document  # the stage imports this module
-
     counts: Counter[str] = Counter(documents=len(jobs))
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     for job in jobs:

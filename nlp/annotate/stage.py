@@ -34,7 +34,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -48,28 +47,14 @@ from nlp.annotate.parts import TABLES, DocJob, LazyDetector, annotate_part, fram
 from nlp.compute import ComputeSettings, client_for, map_partitions, partition
 from nlp.errors import BarometreError
 from nlp.io import atomic_write, write_table
-from nlp.schema import Extraction
 from nlp.store import CorpusStore
 from nlp.tableio import staged_dataset
 
 log = logging.getLogger(__name__)
 
-# Bump when what this module computes from the detector's output changes.
+# Bump when what annotate computes from the detector's output changes (here and in parts.py).
 ANNOTATE_VERSION = "2"
 TEXT_STATUSES = ("ok", "ocr")
-# A paragraph is analysed when it holds prose: at least this many words, not procedure.
-MIN_PARAGRAPH_WORDS = 8
-BOILERPLATE_PREFIXES = ("vu le code", "vu la loi", "vu le décret", "vu l'arrêté", "vu l’arrêté",
-                        "après en avoir délibéré", "le conseil, après en avoir")
-# A deliberation's visas ("Vu le rapport …", "Vu la délibération n° … du …") cite the acts and
-# documents it rests on: references, not what the council says. The considérants and articles
-# that follow are kept.
-_VISA = re.compile(r"^vu (?:le|la|les|l['’]|l’|son|sa|ses|notre|nos)\b", re.I)
-# A line that only names a linked file ("Schéma directeur 2021-2026 (PDF, 15 avril 2021)",
-# "Rapport d'activité [PDF - 2 Mo]"): a listing entry, not prose.
-_FILE_LINK = re.compile(r"[(\[]\s*(?:pdf|docx?|odt|xlsx?|ods|pptx?)\b[^)\]]{0,40}[)\]]\s*$", re.I)
-# A document whose paragraphs are mostly short lines is a listing or navigation page.
-LISTING_SHORT_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -142,44 +127,6 @@ def lexicon_terms(lexicon_dir: Path) -> pd.DataFrame:
     rows = [(lex.id, lex.kind, rule.subtheme, rule.id, rule.match, term)
             for lex in load_lexicons(Path(lexicon_dir)) for rule in lex.rules for term in rule.terms]
     return pd.DataFrame(rows, columns=["theme", "kind", "subtheme", "term_id", "match", "term"])
-
-
-# -- per document ----------------------------------------------------------------------
-def paragraphs_of(extraction: Extraction) -> list[tuple[int, int, str]]:
-    """(page, paragraph index within the page, text) for every non-empty paragraph."""
-    out = []
-    for page in extraction.pages:
-        paras = page.paragraphs or page.text.split("\n\n")
-        for i, text in enumerate(p.strip() for p in paras):
-            if text:
-                out.append((page.number, i, text))
-    return out
-
-
-def is_analysed(text: str, n_words: int) -> bool:
-    """Prose that the indicators count: enough words, not a procedural formula or a visa, not
-    a listing entry that only names a linked file."""
-    body = text.lower().lstrip("-•– ")
-    return (n_words >= MIN_PARAGRAPH_WORDS and not body.startswith(BOILERPLATE_PREFIXES)
-            and not _VISA.match(body) and not (n_words <= 30 and _FILE_LINK.search(body)))
-
-
-def annotate_document(detector: Any, extraction: Extraction) -> dict[str, Any]:
-    """Detections for one document's paragraphs, as JSON-able data (the cached unit)."""
-    paras = paragraphs_of(extraction)
-    out = []
-    for (page, idx, text), det in zip(paras, detector.detect([p[2] for p in paras])):
-        out.append({
-            "page": page, "paragraph": idx, "text": text, "n_words": int(det.n_words),
-            "n_sentences": int(det.n_sentences), "is_digital": bool(det.is_digital),
-            "analysed": is_analysed(text, det.n_words), "labels": det.labels, "negated": det.negated,
-            "lexicon_labels": det.lexicon_labels, "model": det.model,
-            "scores": {k: round(v, 5) for k, v in det.scores.items()},
-            "hits": [h.to_dict() for h in det.hits],
-        })
-    short = sum(1 for p in out if p["n_words"] < MIN_PARAGRAPH_WORDS)
-    listing = bool(out) and short / len(out) >= LISTING_SHORT_SHARE and len(out) >= 5
-    return {"paragraphs": out, "listing": listing}
 
 
 # -- the stage -------------------------------------------------------------------------

@@ -132,6 +132,6 @@ def test_jsonl_missing_input_is_a_user_error(tmp_path, detector):
 def test_what_counts_as_an_analysed_paragraph(text, analysed):
     """Visas and lines that only name a linked file are references, not prose: they leave the
     indicators' base (issue 11: listing and boilerplate out of the analysed base)."""
-    from nlp.annotate.stage import is_analysed
+    from nlp.annotate.parts import is_analysed
 
     assert is_analysed(text, len(text.split())) is analysed
