@@ -27,6 +27,7 @@ an internal address is refused like a link to it.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from typing import Any
@@ -99,11 +100,10 @@ class FetchPolicyMiddleware:
         self.addresses = addresses
         self.stats = stats
         self._resolved: dict[str, str | None] = {}  # host -> refusal (None: fine)
-        # Per-host answers of rules 2 and 3, which depend on the host (and entry) alone: a
-        # crawl asks them again for every request to the same few hosts. Bounded like
-        # _resolved; past the bound the answers are computed each time.
-        self._literal: dict[str, tuple[str | None, bool]] = {}  # host -> (refusal, is an IP)
-        self._in_scope: dict[tuple[str, str], bool] = {}  # (entry, host) -> inside its domains
+        # Rules 2 and 3 depend on the host (and entry) alone, and a crawl asks them again for
+        # every request to the same few hosts: memoised per instance.
+        self._literal_answer = functools.lru_cache(maxsize=MAX_CACHED_HOSTS)(self._literal_answer)
+        self._entry_scope_has = functools.lru_cache(maxsize=MAX_CACHED_HOSTS)(self._entry_scope_has)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> "FetchPolicyMiddleware":
@@ -128,9 +128,11 @@ class FetchPolicyMiddleware:
             self._refuse(BlockedAddress(refusal))
         meta = request.meta
         entry = meta.get("b_m")
-        if not self._host_in_scope(entry, host, meta.get("b_scope")):
-            scope = (self.scopes.get(entry, []) + list(meta.get("b_scope") or [])) if entry else self.any_scope
-            self._refuse(OffsiteRequest(f"host {host!r} is outside the registry entry's domains {scope}"))
+        extra = meta.get("b_scope")
+        inside = host_in_domains(host, self._scope(entry, extra)) if extra else self._entry_scope_has(entry, host)
+        if not inside:
+            self._refuse(OffsiteRequest(f"host {host!r} is outside the registry entry's domains "
+                                        f"{self._scope(entry, extra)}"))
         if literal:
             return None
         if host in self._resolved:
@@ -142,28 +144,17 @@ class FetchPolicyMiddleware:
 
     def _literal_answer(self, host: str) -> tuple[str | None, bool]:
         """(refusal of ``host`` as an address literal — None for a name or a fine address —,
-        whether it is an IP literal), memoised per host."""
-        answer = self._literal.get(host)
-        if answer is None:
-            answer = (self.addresses.refusal(host), is_ip(host))
-            if len(self._literal) < MAX_CACHED_HOSTS:
-                self._literal[host] = answer
-        return answer
+        whether it is an IP literal); memoised (see ``__init__``)."""
+        return self.addresses.refusal(host), is_ip(host)
 
-    def _host_in_scope(self, entry: str | None, host: str, extra: Any) -> bool:
-        """Rule 3: is ``host`` inside the scope of registry entry ``entry`` (plus the
-        request's ``b_scope`` hosts), or of any entry when the request has none? Memoised
-        per (entry, host) for requests without ``b_scope``."""
-        if extra:
-            return host_in_domains(host, self.scopes.get(entry, []) + list(extra)) if entry \
-                else host_in_domains(host, self.any_scope)
-        key = (entry or "", host)
-        inside = self._in_scope.get(key)
-        if inside is None:
-            inside = host_in_domains(host, self.scopes.get(entry, []) if entry else self.any_scope)
-            if len(self._in_scope) < MAX_CACHED_HOSTS:
-                self._in_scope[key] = inside
-        return inside
+    def _scope(self, entry: str | None, extra: Any = None) -> list[str]:
+        """Rule 3's domains: registry entry ``entry``'s, plus the request's ``b_scope`` hosts;
+        any entry's for a request without one (robots.txt)."""
+        return (self.scopes.get(entry, []) + list(extra or [])) if entry else self.any_scope
+
+    def _entry_scope_has(self, entry: str | None, host: str) -> bool:
+        """Is ``host`` inside ``entry``'s scope (no ``b_scope``)? Memoised (see ``__init__``)."""
+        return host_in_domains(host, self._scope(entry))
 
     def _resolve(self, host: str) -> Any:
         """A Deferred that checks the address ``host`` resolves to: None, the request goes on;
