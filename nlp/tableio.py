@@ -255,9 +255,7 @@ def _write_dataset(frame: Any, path: Path, partition_by: str) -> Path:
     import pyarrow as pa
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    with staged_dataset(path) as staging:
-        if not len(frame):
-            _write_part(table, staging / "part-0.parquet")
+    with staged_dataset(path, empty=frame) as staging:  # no row: one empty part-0.parquet
         names = frame[partition_by].map(partition_name).to_numpy()
         for name, rows in frame.groupby(names, sort=True).indices.items():
             _write_part(table.take(rows), staging / name / "part-0.parquet")
