@@ -161,3 +161,30 @@ def test_the_shipped_model_names_its_training_data_portably():
     meta = json.loads((repo / "nlp" / "annotate" / "model" / "model.json").read_text(encoding="utf-8"))
     files = meta["meta"]["training_data"]["files"]
     assert files and all(not Path(f).is_absolute() and (repo / f).is_file() for f in files), files
+
+
+def test_textcat_thresholds_are_chosen_on_training_documents_only(monkeypatch):
+    """The spaCy textcat comparison is held to the linear model's protocol: each label's
+    threshold is chosen on documents kept aside from the training fold, never on the test
+    fold (a fixed 0.5 had left the rare labels without recall: a misconfigured baseline)."""
+    examples = T.load_labelled(T.TRAINING_FILE)[:160]
+    groups = [e.doc_id for e in examples]
+    folds = T.group_folds(groups, 2, 42)
+    seen: list[int] = []
+    real = T.choose_threshold
+
+    def spy(p, y, min_precision):
+        seen.append(len(y))
+        return real(p, y, min_precision)
+
+    monkeypatch.setattr(T, "choose_threshold", spy)
+    cv = T.cross_validate_textcat(examples, groups, 42, n_splits=2, epochs=2)
+    labels = len(T.LABELS)
+    assert len(seen) == 2 * labels
+    for k, test in enumerate(folds):
+        train = [i for i in range(len(examples)) if i not in set(test.tolist())]
+        aside = T.group_folds([groups[i] for i in train], 5, 43)[0]
+        assert seen[k * labels:(k + 1) * labels] == [len(aside)] * labels
+        assert {groups[train[i]] for i in aside}.isdisjoint({groups[i] for i in test})
+    # closed label sets: a theme brings numerique
+    assert all("numerique" in p for p in cv.predicted if set(p) - {"numerique"})
