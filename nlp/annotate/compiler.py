@@ -20,12 +20,13 @@ from typing import Any
 import spacy
 from spacy.attrs import LOWER, NORM, ORTH
 from spacy.language import Language
-from spacy.matcher import Matcher, PhraseMatcher
+from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
 
 from nlp.annotate.inflect import (FUNCTION_WORDS, APOSTROPHES, apostrophe_variants, case_variants,
                                   inflections, lookup_lemmatizer)
 from nlp.annotate.lexicons import Lexicon, LexiconSet, TermRule
+from nlp.annotate.tokenmatch import DocColumns, RuleMatcher, Unsupported
 from nlp.errors import LexiconError
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ class Prefilter:
 
     def __init__(self, entries: list[tuple[Any, list[list[tuple[str, frozenset[int]]]]]]) -> None:
         self.matchers = [m for m, _r in entries]
-        self.index: dict[tuple[int, int], list[int]] = {}
+        # One index per attribute (NORM, LOWER, ORTH): word hash -> requirement ids.
+        self.index: list[dict[int, list[int]]] = [{} for _ in self.ATTRS]
         self.owner: list[tuple[int, int]] = []   # requirement id -> (matcher, pattern)
         self.need: dict[tuple[int, int], int] = {}
         self.always: set[int] = set()
@@ -100,19 +102,19 @@ class Prefilter:
                     self.owner.append((e, p))
                     code = self.ATTRS.index(attr)
                     for h in allowed:
-                        self.index.setdefault((code, h), []).append(rid)
+                        self.index[code].setdefault(h, []).append(rid)
+        self.words = [frozenset(ix) for ix in self.index]
 
     def active(self, values: Any, a: int, b: int) -> list[Any]:
         """The matchers that may match tokens ``a:b`` (``values``: NORM, LOWER, ORTH columns)."""
         if not self.matchers:
             return []
         met: set[int] = set()
-        index = self.index
         for code in range(3):
-            for h in set(values[a:b, code].tolist()):
-                got = index.get((code, h))
-                if got:
-                    met.update(got)
+            # The span's words that some requirement names, by a set intersection in C.
+            index = self.index[code]
+            for h in self.words[code].intersection(values[a:b, code].tolist()):
+                met.update(index[h])
         count: dict[tuple[int, int], int] = {}
         for rid in met:
             key = self.owner[rid]
@@ -164,8 +166,8 @@ class CompiledLexicons:
         # Every token-pattern rule gets its own matcher and the words one of its patterns
         # cannot do without: a doc (or a context window) lacking them is not searched,
         # which keeps the many wide patterns of the lexicons off most paragraphs.
-        self._free: list[tuple[Matcher, list[list[tuple[str, frozenset[int]]]]]] = []
-        self._gated: list[tuple[Matcher, list[list[tuple[str, frozenset[int]]]]]] = []
+        self._free: list[tuple[RuleMatcher, list[list[tuple[str, frozenset[int]]]]]] = []
+        self._gated: list[tuple[RuleMatcher, list[list[tuple[str, frozenset[int]]]]]] = []
         self._build_rules()
         self._free_filter = Prefilter(self._free)
         self._gated_filter = Prefilter(self._gated)
@@ -196,9 +198,13 @@ class CompiledLexicons:
                 translated = [self._translate_pattern(p, rule) for p in rule.patterns]
                 # One matcher per rule, run only on spans holding every mandatory word of one
                 # of its patterns (checked on token arrays, no Python per token); gated rules
-                # only near digital sentences.
-                own = Matcher(vocab)
-                own.add(rule.id, translated, greedy="LONGEST")
+                # only near digital sentences. It tries the patterns from their anchor words
+                # only (nlp.annotate.tokenmatch: spaCy's Matcher semantics, greedy LONGEST).
+                try:
+                    own = RuleMatcher(rule, translated, vocab.strings.add)
+                except Unsupported as exc:
+                    raise LexiconError(f"lexicon {rule.source}, term {rule.id!r}: {exc} is not "
+                                       f"supported in token patterns") from exc
                 entry = (own, [_required_values(p, vocab) for p in translated])
                 (self._gated if gated else self._free).append(entry)
 
@@ -422,10 +428,11 @@ class CompiledLexicons:
                 rule = self.rules[strings[key]]
                 found[(rule.id, start, end)] = rule
         values = doc.to_array([NORM, LOWER, ORTH])
+        cols: DocColumns | None = None
         for matcher in self._free_filter.active(values, 0, len(doc)):
-            for key, start, end in matcher(doc):
-                rule = self.rules[strings[key]]
-                found[(rule.id, start, end)] = rule
+            cols = cols or DocColumns(doc, values, [NORM, LOWER, ORTH], strings)
+            for start, end in matcher.match(cols, 0, len(doc)):
+                found[(matcher.rule.id, start, end)] = matcher.rule
         if self._gated and self.context_window is not None:
             digital = sorted({
                 bisect_right(sent_starts, start) - 1
@@ -443,12 +450,10 @@ class CompiledLexicons:
             for lo, hi in ranges:
                 start_tok = sent_starts[lo]
                 end_tok = sent_starts[hi + 1] if hi + 1 < len(sent_starts) else len(doc)
-                span = None
                 for matcher in self._gated_filter.active(values, start_tok, end_tok):
-                    span = span if span is not None else doc[start_tok:end_tok]
-                    for key, start, end in matcher(span):
-                        rule = self.rules[strings[key]]
-                        found[(rule.id, start_tok + start, start_tok + end)] = rule
+                    cols = cols or DocColumns(doc, values, [NORM, LOWER, ORTH], strings)
+                    for start, end in matcher.match(cols, start_tok, end_tok):
+                        found[(matcher.rule.id, start, end)] = matcher.rule
         groups: dict[str, list[tuple[TermRule, int, int]]] = {}
         for (_rid, start, end), rule in found.items():
             # Nesting is resolved within one lexicon (and among exclusions, among context

@@ -1,0 +1,274 @@
+"""Token patterns matched from their anchor words (stage: annotate).
+
+Input: the token patterns of one lexicon rule, as :class:`~nlp.annotate.compiler.CompiledLexicons`
+translates them (spaCy ``Matcher`` syntax restricted to the keys ``lexicons/README.md``
+allows), and per doc the attribute columns of ``Doc.to_array``. Output: the rule's matches
+as ``(start, end)`` token offsets, the same as a spaCy ``Matcher`` holding these patterns under
+one key with ``greedy="LONGEST"``.
+
+Why not the spaCy ``Matcher``: it runs its state machine over every token of every doc and
+tests each pattern's predicates there (``IN`` sets, flags, the ``{0,3}`` gaps of the lexicons'
+"A … B" patterns): measured, 45% of the fast annotation's time on the benchmark corpus went
+into it. Here a pattern is tried only from the few positions where its *anchor* occurs (its
+first mandatory token with a fixed set of words, which a doc lacks most of the time), and the
+gap tokens are tested only there.
+
+Semantics (spaCy's, checked hit for hit against the ``Matcher`` over the training paragraphs
+and the benchmark corpus in ``tests/nlp/annotate/test_tokenmatch.py``):
+
+- the keys of one token are all required; ``IN`` / ``NOT_IN`` / ``REGEX`` (``re.search`` on the
+  attribute's text) and the comparisons (``LENGTH``) likewise;
+- ``OP``: ``?`` (0–1), ``*`` (0+), ``+`` (1+), ``!`` (one token that does not match),
+  ``{n}``, ``{n,m}``, ``{n,}``, ``{,m}``;
+- every ``(start, end)`` a pattern can span is a candidate; then, over all patterns of the
+  rule, the longest candidates win (ties: the earlier start) and a candidate sharing a token
+  with a kept one is dropped: spaCy's ``greedy="LONGEST"`` filter.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from spacy.attrs import (IS_ALPHA, IS_DIGIT, IS_PUNCT, IS_STOP, IS_TITLE, IS_UPPER, LEMMA, LENGTH,
+                         LIKE_NUM, LOWER, NORM, ORTH)
+
+# Pattern key -> spaCy attribute id (TEXT is ORTH, as in the Matcher).
+STRING_ATTRS = {"LOWER": LOWER, "NORM": NORM, "LEMMA": LEMMA, "TEXT": ORTH, "ORTH": ORTH}
+NUMBER_ATTRS = {"IS_PUNCT": IS_PUNCT, "IS_DIGIT": IS_DIGIT, "IS_ALPHA": IS_ALPHA,
+                "LIKE_NUM": LIKE_NUM, "IS_TITLE": IS_TITLE, "IS_UPPER": IS_UPPER,
+                "IS_STOP": IS_STOP, "LENGTH": LENGTH}
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+_UNBOUNDED = 1 << 30
+
+
+class Unsupported(ValueError):
+    """A pattern construct this matcher does not model (the lexicon is refused at load)."""
+
+
+@dataclass(frozen=True)
+class _Test:
+    attr: int            # spaCy attribute id (a column of the doc arrays)
+    kind: str            # "in", "not_in", "regex", "cmp"
+    value: Any           # frozenset of hashes / compiled regex / (op, number)
+
+
+@dataclass(frozen=True)
+class _Element:
+    tests: tuple[_Test, ...]
+    low: int
+    high: int
+    negated: bool = False   # OP "!": one token that does not pass the tests
+
+
+def _quantifier(op: str | None) -> tuple[int, int, bool]:
+    if op in (None, "", "1"):
+        return 1, 1, False
+    if op == "!":
+        return 1, 1, True
+    if op == "?":
+        return 0, 1, False
+    if op == "*":
+        return 0, _UNBOUNDED, False
+    if op == "+":
+        return 1, _UNBOUNDED, False
+    m = re.fullmatch(r"\{(\d*)(,?)(\d*)\}", op)
+    if not m or (not m.group(1) and not m.group(3)):
+        raise Unsupported(f"operator {op!r}")
+    low = int(m.group(1) or 0)
+    if not m.group(2):
+        return low, low, False
+    return low, int(m.group(3)) if m.group(3) else _UNBOUNDED, False
+
+
+def _tests(key: str, value: Any, add: Callable[[str], int]) -> list[_Test]:
+    if key in STRING_ATTRS:
+        attr = STRING_ATTRS[key]
+        if isinstance(value, str):
+            return [_Test(attr, "in", frozenset([add(value)]))]
+        if not isinstance(value, dict):
+            raise Unsupported(f"{key} value {value!r}")
+        out = []
+        for op, arg in value.items():
+            if op == "IN":
+                out.append(_Test(attr, "in", frozenset(add(v) for v in arg)))
+            elif op == "NOT_IN":
+                out.append(_Test(attr, "not_in", frozenset(add(v) for v in arg)))
+            elif op == "REGEX":
+                out.append(_Test(attr, "regex", re.compile(arg)))
+            else:
+                raise Unsupported(f"{key} operator {op!r}")
+        return out
+    if key in NUMBER_ATTRS:
+        attr = NUMBER_ATTRS[key]
+        if isinstance(value, bool) or isinstance(value, int):
+            return [_Test(attr, "cmp", ("==", int(value)))]
+        if isinstance(value, dict) and all(op in _COMPARE for op in value):
+            return [_Test(attr, "cmp", (op, int(arg))) for op, arg in value.items()]
+        if isinstance(value, dict) and set(value) <= {"IN", "NOT_IN"}:
+            return [_Test(attr, "in" if op == "IN" else "not_in", frozenset(int(v) for v in arg))
+                    for op, arg in value.items()]
+        raise Unsupported(f"{key} value {value!r}")
+    raise Unsupported(f"key {key!r}")
+
+
+def _compile_pattern(pattern: list[dict[str, Any]], add: Callable[[str], int]) -> list[_Element]:
+    elements = []
+    for tok in pattern:
+        low, high, negated = _quantifier(tok.get("OP"))
+        tests = [t for key, value in tok.items() if key != "OP" for t in _tests(key, value, add)]
+        elements.append(_Element(tuple(tests), low, high, negated))
+    return elements
+
+
+@dataclass
+class _Plan:
+    """One pattern and where to try it from: ``anchor`` is the index of its first mandatory
+    element with a fixed word set (``anchor_test``), reached after ``before_low`` to
+    ``before_high`` tokens from the start."""
+
+    elements: list[_Element]
+    anchor_test: _Test | None   # None: the pattern is tried from every token
+    before_low: int = 0
+    before_high: int = 0
+
+
+def _plan(elements: list[_Element]) -> _Plan:
+    before_low = before_high = 0
+    for el in elements:
+        if el.low >= 1 and not el.negated:
+            fixed = [t for t in el.tests if t.kind == "in" and t.attr in STRING_ATTRS.values()]
+            if fixed:
+                return _Plan(elements, min(fixed, key=lambda t: len(t.value)), before_low, before_high)
+        before_low += el.low
+        before_high += el.high
+        if before_high >= _UNBOUNDED:
+            break
+    return _Plan(elements, None)
+
+
+class DocColumns:
+    """The attribute columns of one doc (``Doc.to_array``) as Python lists, and where each
+    value of an anchor attribute occurs, built on first use."""
+
+    def __init__(self, doc: Any, values: Any, attrs: list[int], strings: Any) -> None:
+        self.doc = doc
+        self.n = values.shape[0]
+        self._cols = {a: values[:, k].tolist() for k, a in enumerate(attrs)}
+        self._where: dict[int, dict[int, list[int]]] = {}
+        self._present: dict[int, frozenset[int]] = {}
+        self.strings = strings
+
+    def column(self, attr: int) -> list[int]:
+        col = self._cols.get(attr)
+        if col is None:
+            col = self._cols[attr] = self.doc.to_array([attr]).tolist()
+        return col
+
+    def present(self, attr: int) -> frozenset[int]:
+        """The distinct values of an attribute in the doc."""
+        got = self._present.get(attr)
+        if got is None:
+            got = self._present[attr] = frozenset(self.column(attr))
+        return got
+
+    def where(self, attr: int) -> dict[int, list[int]]:
+        index = self._where.get(attr)
+        if index is None:
+            index = {}
+            for i, v in enumerate(self.column(attr)):
+                index.setdefault(v, []).append(i)
+            self._where[attr] = index
+        return index
+
+
+def _passes(el: _Element, cols: DocColumns, i: int) -> bool:
+    ok = True
+    for t in el.tests:
+        v = cols.column(t.attr)[i]
+        if t.kind == "in":
+            ok = v in t.value
+        elif t.kind == "not_in":
+            ok = v not in t.value
+        elif t.kind == "regex":
+            ok = bool(t.value.search(cols.strings[v]))
+        else:
+            op, arg = t.value
+            ok = _COMPARE[op](v, arg)
+        if not ok:
+            break
+    return ok != el.negated
+
+
+class RuleMatcher:
+    """The token patterns of one rule (see the module docstring). ``match(cols, a, b)``
+    returns its matches inside tokens ``a:b`` after the longest-match filter.
+
+    Raises :class:`Unsupported` for a construct spaCy accepts but that means nothing on
+    these attributes (a ``REGEX`` on a flag, a comparison on a word)."""
+
+    def __init__(self, rule: Any, patterns: list[list[dict[str, Any]]], add: Callable[[str], int]) -> None:
+        self.rule = rule
+        self.plans = [_plan(_compile_pattern(p, add)) for p in patterns]
+
+    def attrs(self) -> set[int]:
+        return {t.attr for plan in self.plans for el in plan.elements for t in el.tests}
+
+    def match(self, cols: DocColumns, a: int, b: int) -> list[tuple[int, int]]:
+        pairs: set[tuple[int, int]] = set()
+        for plan in self.plans:
+            test = plan.anchor_test
+            starts: set[int] | range
+            if test is None:
+                starts = range(a, b)
+            else:
+                found = test.value.intersection(cols.present(test.attr))
+                if not found:
+                    continue  # the anchor word is nowhere in the doc (the common case)
+                starts = set()
+                where = cols.where(test.attr)
+                for value in found:
+                    for p in where[value]:
+                        if a <= p < b:
+                            starts.update(range(max(a, p - plan.before_high), p - plan.before_low + 1))
+            if not starts:
+                continue
+            memo: dict[tuple[int, int], frozenset[int]] = {}
+            elements = plan.elements
+
+            def ends(k: int, pos: int) -> frozenset[int]:
+                key = (k, pos)
+                got = memo.get(key)
+                if got is not None:
+                    return got
+                if k == len(elements):
+                    got = frozenset([pos])
+                else:
+                    el = elements[k]
+                    out: set[int] = set()
+                    if el.low == 0:
+                        out |= ends(k + 1, pos)
+                    taken, q = 0, pos
+                    while taken < el.high and q < b and _passes(el, cols, q):
+                        q += 1
+                        taken += 1
+                        if taken >= el.low:
+                            out |= ends(k + 1, q)
+                    got = frozenset(out)
+                memo[key] = got
+                return got
+
+            for s in starts:
+                for e in ends(0, s):
+                    if e > s:
+                        pairs.add((s, e))
+        # spaCy's greedy="LONGEST": longest first, then earliest; no token shared.
+        kept: list[tuple[int, int]] = []
+        taken_tokens: set[int] = set()
+        for s, e in sorted(pairs, key=lambda x: (x[1] - x[0], -x[0]), reverse=True):
+            if not any(t in taken_tokens for t in range(s, e)):
+                kept.append((s, e))
+                taken_tokens.update(range(s, e))
+        return kept
