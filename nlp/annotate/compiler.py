@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_right
+from collections import Counter
 from typing import Any
 
 import spacy
@@ -115,12 +116,12 @@ class Prefilter:
             index = self.index[code]
             for h in self.words[code].intersection(values[a:b, code].tolist()):
                 met.update(index[h])
-        count: dict[tuple[int, int], int] = {}
-        for rid in met:
-            key = self.owner[rid]
-            count[key] = count.get(key, 0) + 1
+        if not met:
+            return [self.matchers[e] for e in sorted(self.always)]
+        count = Counter(map(self.owner.__getitem__, met))
+        need = self.need
         on = set(self.always)
-        on.update(e for (e, p), n in count.items() if n == self.need[(e, p)])
+        on.update(e for (e, p), n in count.items() if n == need[(e, p)])
         return [self.matchers[e] for e in sorted(on)]
 
 

@@ -184,16 +184,16 @@ class DocColumns:
         return index
 
 
-def _passes(el: _Element, cols: DocColumns, i: int) -> bool:
+def _passes(el: _Element, colmap: dict[int, list[int]], strings: Any, i: int) -> bool:
     ok = True
     for t in el.tests:
-        v = cols.column(t.attr)[i]
+        v = colmap[t.attr][i]
         if t.kind == "in":
             ok = v in t.value
         elif t.kind == "not_in":
             ok = v not in t.value
         elif t.kind == "regex":
-            ok = bool(t.value.search(cols.strings[v]))
+            ok = bool(t.value.search(strings[v]))
         else:
             op, arg = t.value
             ok = _COMPARE[op](v, arg)
@@ -212,12 +212,15 @@ class RuleMatcher:
     def __init__(self, rule: Any, patterns: list[list[dict[str, Any]]], add: Callable[[str], int]) -> None:
         self.rule = rule
         self.plans = [_plan(_compile_pattern(p, add)) for p in patterns]
+        self._attrs = sorted(self.attrs())
 
     def attrs(self) -> set[int]:
         return {t.attr for plan in self.plans for el in plan.elements for t in el.tests}
 
     def match(self, cols: DocColumns, a: int, b: int) -> list[tuple[int, int]]:
         pairs: set[tuple[int, int]] = set()
+        colmap: dict[int, list[int]] | None = None
+        strings = cols.strings
         for plan in self.plans:
             test = plan.anchor_test
             starts: set[int] | range
@@ -235,6 +238,8 @@ class RuleMatcher:
                             starts.update(range(max(a, p - plan.before_high), p - plan.before_low + 1))
             if not starts:
                 continue
+            if colmap is None:
+                colmap = {attr: cols.column(attr) for attr in self._attrs}
             memo: dict[tuple[int, int], frozenset[int]] = {}
             elements = plan.elements
 
@@ -251,7 +256,7 @@ class RuleMatcher:
                     if el.low == 0:
                         out |= ends(k + 1, pos)
                     taken, q = 0, pos
-                    while taken < el.high and q < b and _passes(el, cols, q):
+                    while taken < el.high and q < b and _passes(el, colmap, strings, q):
                         q += 1
                         taken += 1
                         if taken >= el.low:
