@@ -105,28 +105,37 @@ class ThemeDetector:
 
     def _detect_batch(self, texts: list[str], anns: list[TextAnnotation]) -> list[Detection]:
         if self.model is None:
-            return [self._make(ann, ann.labels, {lab: 1.0 for lab in ann.labels}, text)
-                    for text, ann in zip(texts, anns)]
+            return [self._make(ann, ann.labels, {lab: 1.0 for lab in ann.labels}, self._hit_evidence(ann, ann.labels)[0])
+                    for ann in anns]
         model = self.model
         X = model.space.transform(raw_features(t, a, self.resources) for t, a in zip(texts, anns))
         proba = model.proba(X)
         decided = model.decide(proba)
+        evidence, missing = [], []
+        for i, (ann, labels) in enumerate(zip(anns, decided)):
+            found, lacking = self._hit_evidence(ann, labels)
+            evidence.append(found)
+            if lacking and ann.sentences:
+                missing.append((i, lacking))
+        self._sentence_evidence(texts, anns, missing, evidence)
         out = []
-        for text, ann, row, labels in zip(texts, anns, proba, decided):
+        for ann, row, labels, ev in zip(anns, proba, decided, evidence):
             scores = {lab: float(p) for lab, p in zip(model.labels, row)}
-            out.append(self._make(ann, labels, scores, text))
+            out.append(self._make(ann, labels, scores, ev))
         return out
 
-    def _make(self, ann: TextAnnotation, labels: list[str], scores: dict[str, float], text: str) -> Detection:
+    def _make(self, ann: TextAnnotation, labels: list[str], scores: dict[str, float],
+              evidence: dict[str, list[dict[str, Any]]]) -> Detection:
         return Detection(
             labels=labels, scores=scores, hits=ann.hits,
             negated=paragraph_negated(labels, ann.hits, self.drivers),
-            evidence=self._evidence(text, ann, labels), lexicon_labels=ann.labels,
+            evidence=evidence, lexicon_labels=ann.labels,
             n_words=ann.n_words, n_sentences=ann.n_sentences, is_digital=ann.is_digital or bool(labels),
             model=self.version, annotation=ann)
 
-    def _evidence(self, text: str, ann: TextAnnotation, labels: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Per positive label: its counting hits, else the best sentence for that label."""
+    @staticmethod
+    def _hit_evidence(ann: TextAnnotation, labels: list[str]) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+        """Per positive label its counting hits (at most 5); and the labels without any."""
         out: dict[str, list[dict[str, Any]]] = {}
         missing = []
         for lab in labels:
@@ -142,31 +151,44 @@ class ThemeDetector:
                 out[lab] = items[:5]
             else:
                 missing.append(lab)
-        if missing and self.model is not None and ann.sentences:
-            out.update(self._sentence_evidence(text, ann, missing))
-        return out
+        return out, missing
 
-    def _sentence_evidence(self, text: str, ann: TextAnnotation, labels: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """The sentence with the highest model score for each label (the sentence alone)."""
+    def _sentence_evidence(self, texts: list[str], anns: list[TextAnnotation],
+                           missing: list[tuple[int, list[str]]],
+                           evidence: list[dict[str, list[dict[str, Any]]]]) -> None:
+        """For each label the model gave a paragraph without a counting hit, the paragraph's
+        sentence with the highest model score for that label (the sentence scored alone).
+        All the batch's sentences are scored in one pass; ``evidence`` is completed in place."""
         model = self.model
         assert model is not None and self.resources is not None
-        sentences = [text[a:b] for a, b in ann.sentences]
-        if len(sentences) == 1:
-            return {lab: [{"kind": "sentence", "sentence_index": 0, "sentence": sentences[0]}] for lab in labels}
-        sub_anns = []
-        for i in range(len(sentences)):
-            own = [h for h in ann.hits if h.sentence_index == i]
-            ctx = [h for h in ann.context_hits if h.sentence_index == i]
-            sub_anns.append(TextAnnotation(sentences=[ann.sentences[i]], n_words=0, is_digital=bool(ctx),
-                                           hits=own, labels=sorted({h.count_theme for h in own if h.count_theme}),
-                                           context_hits=ctx))
-        X = model.space.transform(raw_features(s, a, self.resources) for s, a in zip(sentences, sub_anns))
-        z = model.decision(X)
-        out = {}
-        for lab in labels:
-            j = model.labels.index(lab) if lab in model.labels else None
-            if j is None:
-                continue
-            best = int(np.argmax(z[:, j]))
-            out[lab] = [{"kind": "sentence", "sentence_index": best, "sentence": sentences[best]}]
-        return out
+        sentences: list[str] = []
+        sub_anns: list[TextAnnotation] = []
+        spans: list[tuple[int, int]] = []   # per missing entry: its sentences in the lists above
+        for i, labels in missing:
+            text, ann = texts[i], anns[i]
+            first = len(sentences)
+            if len(ann.sentences) > 1:
+                for k, (a, b) in enumerate(ann.sentences):
+                    own = [h for h in ann.hits if h.sentence_index == k]
+                    ctx = [h for h in ann.context_hits if h.sentence_index == k]
+                    sentences.append(text[a:b])
+                    sub_anns.append(TextAnnotation(sentences=[(a, b)], n_words=0, is_digital=bool(ctx), hits=own,
+                                                   labels=sorted({h.count_theme for h in own if h.count_theme}),
+                                                   context_hits=ctx))
+            spans.append((first, len(sentences)))
+        z = (model.decision(model.space.transform(raw_features(t, a, self.resources)
+                                                  for t, a in zip(sentences, sub_anns)))
+             if sentences else None)
+        for (i, labels), (first, last) in zip(missing, spans):
+            text, ann = texts[i], anns[i]
+            for lab in labels:
+                if last == first:  # one sentence: it carries the decision
+                    a, b = ann.sentences[0]
+                    evidence[i][lab] = [{"kind": "sentence", "sentence_index": 0, "sentence": text[a:b]}]
+                    continue
+                if lab not in model.labels:
+                    continue
+                assert z is not None
+                j = model.labels.index(lab)
+                best = int(np.argmax(z[first:last, j]))
+                evidence[i][lab] = [{"kind": "sentence", "sentence_index": best, "sentence": sentences[first + best]}]

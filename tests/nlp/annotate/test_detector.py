@@ -11,9 +11,10 @@ import pytest
 
 from nlp.annotate import training as T
 from nlp.annotate.detector import ThemeDetector
-from nlp.annotate.features import Resources
+from nlp.annotate.features import Resources, raw_features
 from nlp.annotate.jsonl import run_themes_jsonl
 from nlp.annotate.model import PACKAGED_MODEL_DIR, ThemeModel
+from nlp.annotate.records import TextAnnotation
 from nlp.errors import BarometreError
 from nlp.schema import LABELS
 
@@ -57,11 +58,38 @@ def test_detection_has_probabilities_evidence_and_version(detector):
 
 
 def test_evidence_without_a_hit_is_the_best_sentence(detector):
-    det = detector._make  # noqa: SLF001 - exercised through a label the lexicons cannot give
-    ann = detector.annotator.annotate_one("Premier point sans objet. La ville publie ses budgets en ligne.")
-    made = det(ann, ["numerique", "citoyennete"], {}, "Premier point sans objet. La ville publie ses budgets en ligne.")
-    ev = made.evidence["citoyennete"]
-    assert ev and ev[0]["kind"] in ("hit", "sentence")
+    """A label the model gives without a counting hit is shown by the paragraph's sentence the
+    model scores highest for it (each sentence scored alone), the same whether the batch holds
+    one paragraph or several."""
+    texts = ["Premier point sans objet. La ville publie ses budgets et ses délibérations en ligne.",
+             "La séance est ouverte à 18 heures. Les habitants votent en ligne pour le budget participatif.",
+             "Une seule phrase sur la transparence de l'action publique."]
+    anns = [detector.annotator.annotate_one(t) for t in texts]
+    missing = [(i, ["citoyennete"]) for i in range(len(texts))]
+    together = [{} for _ in texts]
+    detector._sentence_evidence(texts, anns, missing, together)  # noqa: SLF001
+    model = detector.model
+    j = model.labels.index("citoyennete")
+    for i, (text, ann) in enumerate(zip(texts, anns)):
+        alone = [{}]
+        detector._sentence_evidence([text], [ann], [(0, ["citoyennete"])], alone)  # noqa: SLF001
+        assert together[i] == alone[0]
+        ev = together[i]["citoyennete"]
+        assert len(ev) == 1 and ev[0]["kind"] == "sentence"
+        sentences = [text[a:b] for a, b in ann.sentences]
+        assert ev[0]["sentence"] == sentences[ev[0]["sentence_index"]]
+        if len(sentences) > 1:
+            scores = []
+            for k, sentence in enumerate(sentences):
+                own = [h for h in ann.hits if h.sentence_index == k]
+                ctx = [h for h in ann.context_hits if h.sentence_index == k]
+                sub = TextAnnotation(sentences=[ann.sentences[k]], n_words=0, is_digital=bool(ctx), hits=own,
+                                     labels=sorted({h.count_theme for h in own if h.count_theme}), context_hits=ctx)
+                z = model.decision(model.space.transform([raw_features(sentence, sub, detector.resources)]))
+                scores.append(float(z[0, j]))
+            assert ev[0]["sentence_index"] == int(np.argmax(scores))
+        else:
+            assert ev[0]["sentence_index"] == 0
 
 
 def test_a_model_is_deterministic_given_data_and_seed(tmp_path, annotator, resources):
