@@ -155,13 +155,13 @@ class DocColumns:
 
     def __init__(self, doc: Any, values: Any, attrs: list[int], strings: Any) -> None:
         self.doc = doc
-        self.n = values.shape[0]
         self._cols = {a: values[:, k].tolist() for k, a in enumerate(attrs)}
         self._where: dict[int, dict[int, list[int]]] = {}
         self._present: dict[int, frozenset[int]] = {}
         self.strings = strings
 
     def column(self, attr: int) -> list[int]:
+        """One attribute of every token (read from the doc the first time it is asked)."""
         col = self._cols.get(attr)
         if col is None:
             col = self._cols[attr] = self.doc.to_array([attr]).tolist()
@@ -175,6 +175,7 @@ class DocColumns:
         return got
 
     def where(self, attr: int) -> dict[int, list[int]]:
+        """value → the token positions holding it, for one attribute."""
         index = self._where.get(attr)
         if index is None:
             index = {}
@@ -218,62 +219,78 @@ class RuleMatcher:
         return {t.attr for plan in self.plans for el in plan.elements for t in el.tests}
 
     def match(self, cols: DocColumns, a: int, b: int) -> list[tuple[int, int]]:
+        """The rule's matches inside tokens ``a:b`` (absolute offsets), after the
+        longest-match filter."""
         pairs: set[tuple[int, int]] = set()
-        colmap: dict[int, list[int]] | None = None
-        strings = cols.strings
+        colmap: dict[int, list[int]] = {}
         for plan in self.plans:
-            test = plan.anchor_test
-            starts: set[int] | range
-            if test is None:
-                starts = range(a, b)
-            else:
-                found = test.value.intersection(cols.present(test.attr))
-                if not found:
-                    continue  # the anchor word is nowhere in the doc (the common case)
-                starts = set()
-                where = cols.where(test.attr)
-                for value in found:
-                    for p in where[value]:
-                        if a <= p < b:
-                            starts.update(range(max(a, p - plan.before_high), p - plan.before_low + 1))
+            starts = _starts(plan, cols, a, b)
             if not starts:
                 continue
-            if colmap is None:
+            if not colmap:
                 colmap = {attr: cols.column(attr) for attr in self._attrs}
-            memo: dict[tuple[int, int], frozenset[int]] = {}
-            elements = plan.elements
-
-            def ends(k: int, pos: int) -> frozenset[int]:
-                key = (k, pos)
-                got = memo.get(key)
-                if got is not None:
-                    return got
-                if k == len(elements):
-                    got = frozenset([pos])
-                else:
-                    el = elements[k]
-                    out: set[int] = set()
-                    if el.low == 0:
-                        out |= ends(k + 1, pos)
-                    taken, q = 0, pos
-                    while taken < el.high and q < b and _passes(el, colmap, strings, q):
-                        q += 1
-                        taken += 1
-                        if taken >= el.low:
-                            out |= ends(k + 1, q)
-                    got = frozenset(out)
-                memo[key] = got
-                return got
-
+            ends = _Ends(plan.elements, colmap, cols.strings, b)
             for s in starts:
-                for e in ends(0, s):
-                    if e > s:
-                        pairs.add((s, e))
-        # spaCy's greedy="LONGEST": longest first, then earliest; no token shared.
-        kept: list[tuple[int, int]] = []
-        taken_tokens: set[int] = set()
-        for s, e in sorted(pairs, key=lambda x: (x[1] - x[0], -x[0]), reverse=True):
-            if not any(t in taken_tokens for t in range(s, e)):
-                kept.append((s, e))
-                taken_tokens.update(range(s, e))
-        return kept
+                pairs.update((s, e) for e in ends(0, s) if e > s)
+        return longest_first(pairs)
+
+
+def _starts(plan: _Plan, cols: DocColumns, a: int, b: int) -> set[int] | range:
+    """Where in ``a:b`` a match of the plan's pattern can start: within the plan's prefix
+    length before an occurrence of its anchor (every token when it has none)."""
+    test = plan.anchor_test
+    if test is None:
+        return range(a, b)
+    found = test.value.intersection(cols.present(test.attr))
+    if not found:
+        return set()  # the anchor word is nowhere in the doc (the common case)
+    starts: set[int] = set()
+    where = cols.where(test.attr)
+    for value in found:
+        for p in where[value]:
+            if a <= p < b:
+                starts.update(range(max(a, p - plan.before_high), p - plan.before_low + 1))
+    return starts
+
+
+class _Ends:
+    """``ends(k, pos)``: every token offset (≤ ``b``) where elements ``k…`` of a pattern can
+    end when element ``k`` starts at ``pos``; memoised, as it does not depend on where the
+    match started."""
+
+    def __init__(self, elements: list[_Element], colmap: dict[int, list[int]], strings: Any, b: int) -> None:
+        self.elements, self.colmap, self.strings, self.b = elements, colmap, strings, b
+        self.memo: dict[tuple[int, int], frozenset[int]] = {}
+
+    def __call__(self, k: int, pos: int) -> frozenset[int]:
+        got = self.memo.get((k, pos))
+        if got is not None:
+            return got
+        if k == len(self.elements):
+            got = frozenset([pos])
+        else:
+            el = self.elements[k]
+            out: set[int] = set()
+            if el.low == 0:
+                out |= self(k + 1, pos)
+            taken, q = 0, pos
+            while taken < el.high and q < self.b and _passes(el, self.colmap, self.strings, q):
+                q += 1
+                taken += 1
+                if taken >= el.low:
+                    out |= self(k + 1, q)
+            got = frozenset(out)
+        self.memo[(k, pos)] = got
+        return got
+
+
+def longest_first(pairs: set[tuple[int, int]]) -> list[tuple[int, int]]:
+    """spaCy's ``greedy="LONGEST"`` filter: longest first, then earliest; a pair sharing a
+    token with a kept one is dropped."""
+    kept: list[tuple[int, int]] = []
+    taken: set[int] = set()
+    for s, e in sorted(pairs, key=lambda x: (x[1] - x[0], -x[0]), reverse=True):
+        if not any(t in taken for t in range(s, e)):
+            kept.append((s, e))
+            taken.update(range(s, e))
+    return kept
