@@ -116,8 +116,6 @@ class Prefilter:
             index = self.index[code]
             for h in self.words[code].intersection(values[a:b, code].tolist()):
                 met.update(index[h])
-        if not met:
-            return [self.matchers[e] for e in sorted(self.always)]
         count = Counter(map(self.owner.__getitem__, met))
         need = self.need
         on = set(self.always)

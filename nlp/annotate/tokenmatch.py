@@ -26,6 +26,7 @@ and the benchmark corpus in ``tests/nlp/annotate/test_tokenmatch.py``):
 """
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -39,8 +40,7 @@ NUMBER_ATTRS = {"IS_PUNCT": IS_PUNCT, "IS_DIGIT": IS_DIGIT, "IS_ALPHA": IS_ALPHA
                 "LIKE_NUM": LIKE_NUM, "IS_TITLE": IS_TITLE, "IS_UPPER": IS_UPPER,
                 "IS_STOP": IS_STOP, "LENGTH": LENGTH}
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, ">=": lambda a, b: a >= b,
-    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+    "==": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 _UNBOUNDED = 1 << 30
 
 
@@ -125,9 +125,9 @@ def _compile_pattern(pattern: list[dict[str, Any]], add: Callable[[str], int]) -
 
 @dataclass
 class _Plan:
-    """One pattern and where to try it from: ``anchor`` is the index of its first mandatory
-    element with a fixed word set (``anchor_test``), reached after ``before_low`` to
-    ``before_high`` tokens from the start."""
+    """One pattern and where to try it from: ``anchor_test`` is the word set of its first
+    mandatory element that has one, reached after ``before_low`` to ``before_high`` tokens
+    from the start of a match."""
 
     elements: list[_Element]
     anchor_test: _Test | None   # None: the pattern is tried from every token
