@@ -17,6 +17,7 @@ Everything here is plain data and numpy: the fitted space saves as JSON + arrays
 """
 from __future__ import annotations
 
+import functools
 import glob
 import math
 import re
@@ -234,31 +235,30 @@ class FeatureSpace:
             names += [f"vec={i}" for i in range(len(self.vector_mean))]
         return names
 
-    def _gram_index(self) -> tuple[dict[str, int], dict[str, int], np.ndarray, np.ndarray]:
-        """The n-gram vocabulary as arrays, made on first use: unigram → column; the
-        lemmas found in bigrams → a number, and each bigram as the integer ``a * K + b`` of
-        its two numbers, sorted, with its column. A text's bigrams are then looked up all at
-        once (``np.searchsorted``) instead of one joined string per pair of words."""
-        got = getattr(self, "_grams", None)
-        if got is None:
-            uni = {g: i for g, i in self.ngrams.items() if " " not in g}
-            parts: dict[str, int] = {}
-            pairs = []
-            for g, i in self.ngrams.items():
-                if " " in g:
-                    a, b = g.split(" ", 1)
-                    pairs.append((parts.setdefault(a, len(parts)), parts.setdefault(b, len(parts)), i))
-            k = max(len(parts), 1)
-            keys = np.array([a * k + b for a, b, _i in pairs], dtype=np.int64)
-            cols = np.array([i for _a, _b, i in pairs], dtype=np.int64)
-            order = np.argsort(keys)
-            got = self._grams = (uni, parts, keys[order], cols[order])
-        return got
+    @functools.cached_property
+    def _gram_index(self) -> tuple[dict[str, int], dict[str, int], int, np.ndarray, np.ndarray]:
+        """The n-gram vocabulary as arrays: unigram → column; the lemmas found in bigrams →
+        a number, and each bigram (``_ngrams`` joins its two lemmas with a space) as the
+        integer ``a * k + b`` of its two numbers, sorted, with its column. A text's bigrams
+        are then looked up all at once (``np.searchsorted``) instead of one joined string per
+        pair of words."""
+        uni = {g: i for g, i in self.ngrams.items() if " " not in g}
+        parts: dict[str, int] = {}
+        pairs = []
+        for g, i in self.ngrams.items():
+            if " " in g:
+                a, b = g.split(" ", 1)
+                pairs.append((parts.setdefault(a, len(parts)), parts.setdefault(b, len(parts)), i))
+        k = max(len(parts), 1)
+        keys = np.array([a * k + b for a, b, _i in pairs], dtype=np.int64)
+        cols = np.array([i for _a, _b, i in pairs], dtype=np.int64)
+        order = np.argsort(keys)
+        return uni, parts, k, keys[order], cols[order]
 
     def _ngram_block(self, raws: list[RawFeatures]) -> sparse.csr_matrix:
         """The n-gram TF-IDF block of every row at once: sublinear tf (1 + log count) times
         idf, each row l2-normalised."""
-        uni, parts, bikeys, bicols = self._gram_index()
+        uni, parts, k, bikeys, bicols = self._gram_index
         n_rows, n = len(raws), len(self.ngrams)
         lemmas = [lem for r in raws for lem in r.lemmas]
         if not lemmas or not n:
@@ -268,7 +268,7 @@ class FeatureSpace:
         c = np.fromiter(map(parts.get, lemmas, repeat(-1)), dtype=np.int64, count=len(lemmas))
         # Bigrams: two neighbouring words of the same text, both found in some bigram.
         ok = (row_of[:-1] == row_of[1:]) & (c[:-1] >= 0) & (c[1:] >= 0)
-        pk = c[:-1][ok] * max(len(parts), 1) + c[1:][ok]
+        pk = c[:-1][ok] * k + c[1:][ok]
         pos = np.minimum(np.searchsorted(bikeys, pk), max(len(bikeys) - 1, 0))
         hit = bikeys[pos] == pk if len(bikeys) else np.zeros(len(pk), dtype=bool)
         ids = np.concatenate([u[u >= 0], bicols[pos[hit]]])
