@@ -15,7 +15,6 @@ round. It also checks that both give the same hits on every text.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from spacy.matcher import Matcher  # noqa: E402
 
@@ -30,6 +30,8 @@ from nlp.annotate.annotator import ThemeAnnotator  # noqa: E402
 from nlp.annotate.compiler import Prefilter  # noqa: E402
 from nlp.annotate.lexicons import load_lexicons  # noqa: E402
 from nlp.config import shared_data_dir  # noqa: E402
+
+from bench_annotate import corpus  # noqa: E402  (the same texts as that benchmark)
 
 
 class SpacyRule:
@@ -54,13 +56,6 @@ def with_spacy_matcher(annotator: ThemeAnnotator) -> ThemeAnnotator:
     c._gated = [(SpacyRule(m, c, vocab), reqs) for m, reqs in c._gated]
     c._free_filter, c._gated_filter = Prefilter(c._free), Prefilter(c._gated)
     return annotator
-
-
-def corpus(data: Path) -> list[str]:
-    texts = [json.loads(x)["text"] for x in (data / "gold" / "dev.jsonl").open(encoding="utf-8") if x.strip()]
-    for path in sorted((data / "pages").glob("*.txt")) + sorted((data / "real-pdfs" / "txt").rglob("*.txt")):
-        texts += [p.strip() for p in path.read_text(encoding="utf-8", errors="replace").split("\n\n") if p.strip()]
-    return texts
 
 
 def hits(annotations: list[Any]) -> list[Any]:
