@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import re
 from typing import Protocol
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote_plus, urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url, safe_url_string, url_query_cleaner
 
@@ -65,12 +65,15 @@ def host_of(url: str) -> str | None:
     ``http://a\\@b/`` is host ``a``, as Scrapy sends it), without a trailing dot; None if the
     URL has none or is not parseable."""
     try:
-        host = urlsplit(safe_url(url)).hostname
+        return _host(urlsplit(safe_url(url)))
     except ValueError:
         return None
-    if not host:
-        return None
-    return host.rstrip(".").lower()
+
+
+def _host(parts: SplitResult) -> str | None:
+    """The host of a split URL, lower-case, without a trailing dot (None if it has none)."""
+    host = parts.hostname
+    return host.rstrip(".").lower() if host else None
 
 
 def host_in_domains(host: str, domains: list[str] | tuple[str, ...] | frozenset[str]) -> bool:
@@ -123,12 +126,11 @@ def url_allowed(entry: Scoped, url: str) -> bool:
     """
     try:
         parts = urlsplit(safe_url(url))
-        host = parts.hostname  # what host_of(url) reads, from the same split
+        host = _host(parts)  # what host_of(url) reads, from the same split
     except ValueError:
         return False
     if parts.scheme.lower() not in ("http", "https"):
         return False
-    host = host.rstrip(".").lower() if host else None
     if not host or not host_in_domains(host, entry.domains):
         return False
     if any(re.search(p, url) for p in entry.deny):
