@@ -4,7 +4,9 @@ probabilities and checkable evidence (stage: annotate).
 Input: paragraph texts. Output: one :class:`Detection` per text:
 
 - ``labels``: the model's decisions (``numerique``, themes, dotted sub-themes), or the
-  lexicon's labels when no model is used;
+  lexicon's labels when no model is used. A model decides a label on its probability and,
+  since the evidence guard, only where the lexicons found the theme in the paragraph
+  (:func:`~nlp.annotate.features.evidence_mask`);
 - ``scores``: the calibrated probability of every label;
 - ``hits``: every lexicon hit with its counting flags (:class:`~nlp.annotate.records.Hit`);
 - ``negated``: driver themes among ``labels`` that the paragraph speaks of only as absent,
@@ -23,7 +25,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from nlp.annotate.annotator import ThemeAnnotator
-from nlp.annotate.features import Resources, raw_features
+from nlp.annotate.features import Resources, evidence_mask, raw_features
 from nlp.annotate.model import ThemeModel
 from nlp.annotate.records import Hit, TextAnnotation
 
@@ -108,9 +110,10 @@ class ThemeDetector:
             return [self._make(ann, ann.labels, {lab: 1.0 for lab in ann.labels}, self._hit_evidence(ann, ann.labels)[0])
                     for ann in anns]
         model = self.model
-        X = model.space.transform(raw_features(t, a, self.resources) for t, a in zip(texts, anns))
-        proba = model.proba(X)
-        decided = model.decide(proba)
+        raws = [raw_features(t, a, self.resources) for t, a in zip(texts, anns)]
+        proba = model.proba(model.space.transform(raws))
+        evidence = evidence_mask([r.lexicon for r in raws], model.labels) if model.evidence_guard else None
+        decided = model.decide(proba, evidence)
         evidence, missing = [], []
         for i, (ann, labels) in enumerate(zip(anns, decided)):
             found, lacking = self._hit_evidence(ann, labels)

@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from itertools import repeat
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -165,6 +165,35 @@ def lexicon_counts(ann: TextAnnotation) -> dict[str, float]:
     for h in ann.context_hits:
         out[f"term:{h.term_id}"] = 1
     return dict(out)
+
+
+# Lexicon evidence a theme label can rest on: an in-context hit of the theme whatever its
+# polarity (a negated or lacking mention is still the theme spoken of, GUIDELINES "Polarity"),
+# or a hit that counts as the theme (a lacking driver standing for its barrier).
+EVIDENCE_KINDS = ("count", "negated", "lacking", "other-actor", "lack-as-barrier")
+
+
+def evidence_mask(lexicons: Sequence[Mapping[str, float]], labels: Sequence[str]) -> np.ndarray:
+    """Which labels each paragraph's lexicon evidence supports.
+
+    Input: the paragraphs' lexicon counts (:func:`lexicon_counts`, ``RawFeatures.lexicon``)
+    and the model's labels. Output: a boolean matrix ``(n, len(labels))``: a theme is
+    supported by its in-context hits (:data:`EVIDENCE_KINDS`), a sub-label by its theme's (the
+    sub-label implies its theme), ``numerique`` by any lexicon hit, theme or digital context.
+    Measured by grouped cross-validation on the training paragraphs: theme labels the model
+    gave without such a hit were right 35% of the time (334 labels), 0% where the paragraph
+    had no hit at all (17); with hits 82%."""
+    out = np.zeros((len(lexicons), len(labels)), dtype=bool)
+    for i, lex in enumerate(lexicons):
+        hit = {name.split(":", 1)[1] for name, value in lex.items()
+               if value and name.split(":", 1)[0] in EVIDENCE_KINDS}
+        any_hit = bool(hit) or lex.get("context_hits", 0) > 0 or any(name.startswith("term:") for name in lex)
+        for j, label in enumerate(labels):
+            if label == "numerique":
+                out[i, j] = any_hit
+            else:
+                out[i, j] = label.split(".", 1)[0] in hit
+    return out
 
 
 def raw_features(text: str, ann: TextAnnotation, res: Resources) -> RawFeatures:

@@ -3,8 +3,9 @@ tuned thresholds (stage: annotate).
 
 Input: feature rows (:class:`~nlp.annotate.features.FeatureSpace`). Output, per paragraph and
 label: a calibrated probability (Platt scaling fitted on out-of-fold scores) and a decision
-(probability ≥ the label's threshold, tuned inside the training folds), closed upward (a
-sub-label implies its theme, a theme implies ``numerique``).
+(probability ≥ the label's threshold, tuned inside the training folds, and lexicon evidence
+for the label in the paragraph: an in-context hit of the theme, any hit for ``numerique``),
+closed upward (a sub-label implies its theme, a theme implies ``numerique``).
 
 Saved as a folder that loads without executing code: ``model.json`` (labels, vocabulary,
 thresholds, provenance, validation figures) and ``weights.npz`` (plain float arrays, read
@@ -60,12 +61,23 @@ class ThemeModel:
         z = self.decision(X)
         return 1.0 / (1.0 + np.exp(-(self.platt[:, 0] * z + self.platt[:, 1])))
 
-    def decide(self, proba: np.ndarray) -> list[list[str]]:
-        """Label sets from probabilities: thresholds, then upward closure."""
-        out = []
-        for row in np.asarray(proba) >= self.thresholds:
-            out.append(close_labels([lab for lab, on in zip(self.labels, row) if on]))
-        return out
+    @property
+    def evidence_guard(self) -> bool:
+        """Whether a label also needs lexicon evidence (:func:`~nlp.annotate.features.evidence_mask`);
+        models trained before the guard existed decide on the threshold alone."""
+        return bool(self.meta.get("config", {}).get("evidence_guard", False))
+
+    def decide(self, proba: np.ndarray, evidence: np.ndarray | None = None) -> list[list[str]]:
+        """Label sets from probabilities: thresholds, and with :attr:`evidence_guard` the
+        lexicon evidence (``evidence``: the boolean mask of ``evidence_mask``, required
+        then), then upward closure."""
+        on = np.asarray(proba) >= self.thresholds
+        if self.evidence_guard:
+            if evidence is None:
+                raise BarometreError(f"theme model {self.version} decides with lexicon evidence: "
+                                     "pass the evidence mask")
+            on &= evidence
+        return [close_labels([lab for lab, v in zip(self.labels, row) if v]) for row in on]
 
     # -- persistence ----------------------------------------------------------------
     def save(self, directory: Path, name: str = "themes") -> str:

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from nlp.annotate.annotator import ThemeAnnotator
-from nlp.annotate.features import FeatureSpace, RawFeatures, Resources, raw_features
+from nlp.annotate.features import FeatureSpace, RawFeatures, Resources, evidence_mask, raw_features
 from nlp.annotate.model import ThemeModel, close_labels
 from nlp.errors import BarometreError
 from nlp.io import decode_bytes, iter_jsonl, sniff_delimiter
@@ -62,7 +62,9 @@ class TrainConfig:
     ``class_weight``: ``None`` or ``"balanced"``; ``inner_folds``: folds of the inner
     cross-validation (calibration and thresholds); ``min_precision``: precision the threshold
     must reach when it can (0: the threshold maximises F1); ``use_vectors`` / ``use_lexicon`` /
-    ``lexicon_weight``: feature groups and their scale (for ablations)."""
+    ``lexicon_weight``: feature groups and their scale (for ablations); ``evidence_guard``: a
+    label also needs lexicon evidence in the paragraph (:func:`evidence_mask`), and the
+    thresholds are tuned on the decisions so guarded."""
 
     C: float = 1.0
     class_weight: str | None = "balanced"
@@ -72,6 +74,7 @@ class TrainConfig:
     use_vectors: bool = True
     use_lexicon: bool = True
     lexicon_weight: float = 1.0
+    evidence_guard: bool = True
     seed: int = 42
 
     def to_dict(self) -> dict[str, Any]:
@@ -271,6 +274,7 @@ def fit_model(raws: Sequence[RawFeatures], Y: np.ndarray, groups: Sequence[str],
               config: TrainConfig, labels: Sequence[str] = LABELS) -> ThemeModel:
     """Fit the feature space, one classifier per label, and (on inner out-of-fold scores)
     the calibration and the threshold of every label."""
+    evidence = evidence_mask([r.lexicon for r in raws], labels) if config.evidence_guard else None
     raws = _restrict(raws, config)
     space = FeatureSpace.fit(raws, min_df=config.min_df, use_vectors=config.use_vectors,
                              lexicon_weight=config.lexicon_weight)
@@ -293,6 +297,8 @@ def fit_model(raws: Sequence[RawFeatures], Y: np.ndarray, groups: Sequence[str],
         a, b = _platt(oof[:, j], Y[:, j])
         platt[j] = (a, b)
         p = 1.0 / (1.0 + np.exp(-(a * oof[:, j] + b)))
+        if evidence is not None:  # tuned on the decision as it is made: no evidence, no label
+            p = np.where(evidence[:, j], p, 0.0)
         thresholds[j] = choose_threshold(p, Y[:, j], config.min_precision)
     meta = {"config": config.to_dict(), "n_examples": int(X.shape[0]),
             "positives": {lab: int(Y[:, j].sum()) for j, lab in enumerate(labels)}}
@@ -303,10 +309,11 @@ def fit_model(raws: Sequence[RawFeatures], Y: np.ndarray, groups: Sequence[str],
 def predict(model: ThemeModel, raws: Sequence[RawFeatures], config: TrainConfig | None = None
             ) -> tuple[np.ndarray, list[list[str]]]:
     """Probabilities and closed label sets for ``raws``."""
+    evidence = evidence_mask([r.lexicon for r in raws], model.labels) if model.evidence_guard else None
     if config is not None:
         raws = _restrict(raws, config)
     P = model.proba(model.space.transform(raws))
-    return P, model.decide(P)
+    return P, model.decide(P, evidence)
 
 
 @dataclass

@@ -163,3 +163,50 @@ def test_what_counts_as_an_analysed_paragraph(text, analysed):
     from nlp.annotate.parts import is_analysed
 
     assert is_analysed(text, len(text.split())) is analysed
+
+
+# Paragraphs of the OCR'd council minutes of Chemeré and Aiglun (regardscitoyens/CM-chemere,
+# regardscitoyens/operation-libre-aiglun), run through import → extract → annotate: the model
+# labelled them although no lexicon found anything in them.
+NO_EVIDENCE = [
+    "COCCEETENE CE CEEEEEEEE EEE EEE EEE CCE EEE TEE ECC CCE CCE EE",  # was partenariats
+    "ESTOUBLON | _ 32s3€] 646 € MARCOUX er",  # was agents, relation_usager
+    "10 % du coût de la constructio n avec un max de 150000 €",  # was frein_interne
+    "24 rue du Béziau G 281, 282, 283, 286, 287 et 1106",  # was frein_externe
+]
+
+
+def test_no_label_without_lexicon_evidence(detector):
+    """A label needs the lexicons to have found its theme in the paragraph (an in-context hit,
+    whatever its polarity) and ``numerique`` any hit: text the lexicons find nothing in gets
+    no label, however the model scores it."""
+    assert detector.model.evidence_guard
+    for det in detector.detect(NO_EVIDENCE):
+        assert det.hits == [] and det.labels == [], (det.labels, det.scores)
+
+
+def test_the_evidence_mask_reads_every_polarity(annotator, resources):
+    from nlp.annotate.features import evidence_mask
+
+    texts = ["La collectivité ne dispose d'aucune feuille de route numérique.",  # absent → also its barrier
+             "Sur le schéma directeur du numérique, nous sommes en retard.",  # lacking → its barrier
+             "La métropole ouvre un portail open data.",
+             "Le conseil approuve le compte administratif de l'exercice 2022."]
+    lexicons = [raw_features(t, annotator.annotate_one(t), resources).lexicon for t in texts]
+    labels = ["numerique", "strategie", "donnees", "frein_interne", "frein_interne.politique"]
+    mask = {lab: col for lab, col in zip(labels, evidence_mask(lexicons, labels).T)}
+    assert mask["strategie"].tolist() == [True, True, False, False]
+    assert mask["frein_interne"].tolist() == mask["frein_interne.politique"].tolist() == [True, True, False, False]
+    assert mask["donnees"].tolist() == [False, False, True, False]
+    assert mask["numerique"].tolist() == [True, True, True, False]
+
+
+def test_a_guarded_model_needs_the_mask_and_an_older_model_does_not():
+    model = ThemeModel.load()
+    P = np.ones((1, len(model.labels)))
+    with pytest.raises(BarometreError, match="evidence"):
+        model.decide(P)
+    assert model.decide(P, np.zeros_like(P, dtype=bool)) == [[]]
+    older = ThemeModel(model.labels, model.space, model.coef, model.intercept, model.platt, model.thresholds,
+                       {"config": {k: v for k, v in model.meta["config"].items() if k != "evidence_guard"}})
+    assert not older.evidence_guard and older.decide(P) == [sorted(model.labels)]
