@@ -6,8 +6,8 @@ Run by hand (not a test): ``.venv/bin/python bench/detector_ablations.py [--only
 Every variant is fitted and scored with the same grouped 5-fold CV (folds by document) on the
 training paragraphs outside the sealed fifth (``nlp.annotate.validation.is_sealed``), so the
 sealed documents stay unread; calibration and thresholds are chosen inside each training fold
-as in ``barometre train``. Prints macro-F1 over the ten themes and F1 per label. ``default``
-is the shipped configuration (``TrainConfig()``).
+as in ``barometre train``. Prints macro-F1 over the ten themes, F1 per label and the lowest
+theme precision. ``default`` is the shipped configuration (``TrainConfig()``).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from nlp.annotate.validation import Toolkit, is_sealed  # noqa: E402
 
 VARIANTS = {
     "default": T.TrainConfig(),
+    "no evidence guard": T.TrainConfig(evidence_guard=False),
     "C=0.3": T.TrainConfig(C=0.3),
     "C=3": T.TrainConfig(C=3.0),
     "lexicon features x3": T.TrainConfig(lexicon_weight=3.0),
@@ -53,7 +54,9 @@ def main() -> None:
     for name, predicted, secs in rows:
         r = evaluate_sets(name, [e.labels for e in ex], predicted, groups, draws=0)
         t = r.labels.set_index("label")
-        print(f"{name:24s} macro-F1 {r.macro_f1:.3f}  ({secs:.0f} s)  "
+        low = min(T.THEME_LABELS, key=lambda lab: t.loc[lab, "precision"])
+        print(f"{name:24s} macro-F1 {r.macro_f1:.3f}  ({secs:.0f} s)  lowest theme precision "
+              f"{low} {t.loc[low, 'precision']:.2f}  "
               + " ".join(f"{lab.split('.')[-1][:8]}={t.loc[lab, 'f1']:.2f}" for lab in t.index if lab != "numerique"),
               flush=True)
 
