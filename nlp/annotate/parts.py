@@ -19,6 +19,7 @@ global index, and a part's bytes are a function of its jobs only.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -28,6 +29,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from nlp.annotate.features import WordVectors, known_letter_share
 from nlp.io import atomic_write
 from nlp.schema import DOCUMENT_COLUMNS, HIT_COLUMNS, LABELS, PARAGRAPH_COLUMNS, Extraction, score_column
 from nlp.store import read_extraction_file
@@ -40,6 +42,10 @@ TABLES = ("documents", "paragraphs", "hits")
 PART_DIGITS = 9
 # A paragraph is analysed when it holds prose: at least this many words, not procedure.
 MIN_PARAGRAPH_WORDS = 8
+# ... and reads as French: at least this share of the letters of its longer words in words
+# fr_core_news_md knows (features.known_letter_share): OCR debris and lists of surnames fall
+# under it, no labelled training paragraph does.
+MIN_KNOWN_LETTERS = 0.3
 BOILERPLATE_PREFIXES = ("vu le code", "vu la loi", "vu le décret", "vu l'arrêté", "vu l’arrêté",
                         "après en avoir délibéré", "le conseil, après en avoir")
 # A deliberation's visas ("Vu le rapport …", "Vu la délibération n° … du …") cite the acts and
@@ -103,23 +109,37 @@ def paragraphs_of(extraction: Extraction) -> list[tuple[int, int, str]]:
     return out
 
 
-def is_analysed(text: str, n_words: int) -> bool:
+def is_analysed(text: str, n_words: int, known_letters: float = 1.0) -> bool:
     """Prose that the indicators count: enough words, not a procedural formula or a visa, not
-    a listing entry that only names a linked file."""
+    a listing entry that only names a linked file, and readable (``known_letters``: see
+    :func:`~nlp.annotate.features.known_letter_share`; OCR debris is not prose)."""
     body = text.lower().lstrip("-•– ")
     return (n_words >= MIN_PARAGRAPH_WORDS and not body.startswith(BOILERPLATE_PREFIXES)
-            and not _VISA.match(body) and not (n_words <= 30 and _FILE_LINK.search(body)))
+            and not _VISA.match(body) and not (n_words <= 30 and _FILE_LINK.search(body))
+            and known_letters >= MIN_KNOWN_LETTERS)
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_vectors() -> WordVectors:
+    """The word vectors for a detector that has none (the lexicons-only path): loaded once."""
+    return WordVectors()
+
+
+def _vectors_of(detector: Any) -> WordVectors:
+    resources = getattr(detector, "resources", None)
+    return resources.vectors if resources is not None else _shared_vectors()
 
 
 def annotate_document(detector: Any, extraction: Extraction) -> dict[str, Any]:
     """Detections for one document's paragraphs, as JSON-able data (the cached unit)."""
     paras = paragraphs_of(extraction)
+    vectors = _vectors_of(detector)
     out = []
     for (page, idx, text), det in zip(paras, detector.detect([p[2] for p in paras])):
         out.append({
             "page": page, "paragraph": idx, "text": text, "n_words": int(det.n_words),
             "n_sentences": int(det.n_sentences), "is_digital": bool(det.is_digital),
-            "analysed": is_analysed(text, det.n_words), "labels": det.labels, "negated": det.negated,
+            "analysed": is_analysed(text, det.n_words, known_letter_share(text, vectors)), "labels": det.labels, "negated": det.negated,
             "lexicon_labels": det.lexicon_labels, "model": det.model,
             "scores": {k: round(v, 5) for k, v in det.scores.items()},
             "hits": [h.to_dict() for h in det.hits],

@@ -53,7 +53,7 @@ from nlp.tableio import staged_dataset
 log = logging.getLogger(__name__)
 
 # Bump when what annotate computes from the detector's output changes (here and in parts.py).
-ANNOTATE_VERSION = "2"
+ANNOTATE_VERSION = "3"  # 3: unreadable paragraphs (OCR debris) leave the analysed base
 TEXT_STATUSES = ("ok", "ocr")
 
 

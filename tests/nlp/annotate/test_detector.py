@@ -156,13 +156,35 @@ def test_jsonl_missing_input_is_a_user_error(tmp_path, detector):
     ("La métropole publie chaque année un rapport (pdf) sur la donnée publique, puis le présente en conseil "
      "métropolitain avec les associations de médiation numérique du territoire et les communes membres.", True),
     ("Le numérique au service des habitants", False),  # under 8 words
+    # OCR debris of scanned council minutes (regardscitoyens/CM-chemere, operation-libre-aiglun)
+    ("COCCEETENE CE CEEEEEEEE EEE EEE EEE CCE EEE TEE ECC CCE CCE EE", False),
+    ("eUIELSS/UL7 1e1diu09 uou sdiue L Je[du09 sde jeçduoo sde] je1dw09 sde Es je[diuo9 sde EX", False),
+    ("GLOZ 81qW899p LL NP [EdiaIunuw |IBSU09 np npuSI-8}du09 np ZQ.U SXSUUY suloseq ep edA} jueAIns", False),
+    # ... but OCR'd prose with its slips, proper names and capitals is prose
+    ("Monsieur le maire expose au conseil municipal la nécessité de renouveler le parc informatique "
+     "des enseignants du groupe scolaire Julien Delaye devenu obsolète.", True),
+    ("DÉLIBÉRATION DU CONSEIL MUNICIPAL RELATIVE À LA DÉMATÉRIALISATION DES ACTES ADMINISTRATIFS", True),
+    ("10 % du coût de la constructio n avec un max de 150000 €", True),
 ])
-def test_what_counts_as_an_analysed_paragraph(text, analysed):
+def test_what_counts_as_an_analysed_paragraph(text, analysed, resources):
     """Visas and lines that only name a linked file are references, not prose: they leave the
-    indicators' base (issue 11: listing and boilerplate out of the analysed base)."""
+    indicators' base (issue 11: listing and boilerplate out of the analysed base); so does
+    text that does not read as French words (OCR debris), measured as annotate measures it."""
+    from nlp.annotate.features import known_letter_share
     from nlp.annotate.parts import is_analysed
 
-    assert is_analysed(text, len(text.split())) is analysed
+    share = known_letter_share(text, resources.vectors)
+    assert is_analysed(text, len(text.split()), share) is analysed, share
+
+
+def test_no_labelled_training_paragraph_reads_as_debris(resources):
+    """The readability floor leaves every labelled training paragraph in the analysed base."""
+    from nlp.annotate.features import known_letter_share
+    from nlp.annotate.parts import MIN_KNOWN_LETTERS
+
+    low = [e.id for e in T.load_labelled(T.TRAINING_FILE)
+           if e.labels and known_letter_share(e.text, resources.vectors) < MIN_KNOWN_LETTERS]
+    assert low == []
 
 
 # Paragraphs of the OCR'd council minutes of Chemeré and Aiglun (regardscitoyens/CM-chemere,
