@@ -112,8 +112,8 @@ class ThemeDetector:
         model = self.model
         raws = [raw_features(t, a, self.resources) for t, a in zip(texts, anns)]
         proba = model.proba(model.space.transform(raws))
-        evidence = evidence_mask([r.lexicon for r in raws], model.labels) if model.evidence_guard else None
-        decided = model.decide(proba, evidence)
+        supported = evidence_mask([r.lexicon for r in raws], model.labels) if model.evidence_guard else None
+        decided = model.decide(proba, supported)
         evidence, missing = [], []
         for i, (ann, labels) in enumerate(zip(anns, decided)):
             found, lacking = self._hit_evidence(ann, labels)
