@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import unicodedata
 from bisect import bisect_right
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -201,7 +202,10 @@ class ThemeAnnotator:
         """Turn one doc's rule matches into hits with their polarity flags."""
         idx, length = arr[:, 0].tolist(), arr[:, 1].tolist()
         lowers, punct = arr[:, 2].tolist(), arr[:, 3].tolist()
+        foreign = _foreign_acronyms(spans, idx, length, doc_text)
         for rule, start, end in spans:
+            if foreign and end - start == 1 and doc_text[idx[start]:idx[start] + length[start]] in foreign:
+                continue
             s_local = bisect_right(sent_starts, start) - 1
             s_idx = base_sent + s_local
             if rule.exclude:
@@ -266,6 +270,52 @@ class ThemeAnnotator:
         for hit in ctx_hits:
             hit.digital_context = True
         return hits, labels, digital_sents
+
+
+# Words an acronym leaves out of its initials ("Dotation spéciale des instituteurs (DSI)").
+_ACRONYM_SKIPPED = frozenset({"de", "des", "du", "d", "la", "le", "les", "l", "et", "à", "au", "aux",
+                              "en", "pour", "sur", "par"})
+
+
+def _initial(word: str) -> str:
+    return unicodedata.normalize("NFD", word[:1])[:1].upper()
+
+
+def _foreign_acronyms(spans: list[Match], idx: list[int], length: list[int], doc_text: str) -> set[str]:
+    """Acronyms of the lexicons that the text defines as something else.
+
+    A match of one upper-case token between brackets whose letters are the initials of the
+    words right before the bracket is an acronym defined there. When none of those words is
+    itself part of a match, the text gives the acronym another meaning ("Dotation spéciale
+    instituteurs (DSI)" in a council's minutes is no information-systems director) and its
+    matches in this text are not evidence; "Direction des systèmes d'information (DSI)" and
+    "Commission nationale de l'informatique et des libertés (CNIL)" keep theirs.
+    Input: a doc's matches and its token offsets and lengths. Output: the acronyms' forms."""
+    def token(i: int) -> str:
+        return doc_text[idx[i]:idx[i] + length[i]]
+
+    candidates = [(s, token(s)) for _rule, s, e in spans
+                  if e - s == 1 and 0 < s < len(idx) - 1 and token(s - 1) == "(" and token(s + 1) == ")"]
+    candidates = [(s, w) for s, w in candidates if w.isalpha() and w.isupper() and 2 <= len(w) <= 8]
+    if not candidates:
+        return set()
+    covered = {i for _rule, s, e in spans for i in range(s, e)}
+    out = set()
+    for s, word in candidates:
+        letters = [_initial(c) for c in word]
+        initials: list[str] = []
+        j = s - 2
+        while j >= 0 and len(initials) < len(letters):
+            w = token(j).rstrip("'’")
+            if not w.replace("-", "").isalpha():
+                break
+            if w.lower() not in _ACRONYM_SKIPPED:
+                initials.append(_initial(w))
+            j -= 1
+        defined = initials[::-1] == letters
+        if defined and not any(i in covered for i in range(j + 1, s - 1)):
+            out.add(word)
+    return out
 
 
 def _one_per_mention(theme_hits: list[tuple[Hit, Any]]) -> list[tuple[Hit, Any]]:

@@ -38,6 +38,26 @@ def test_lexicon_examples(annotator, lexicon_id, kind, text):
         assert lexicon_id not in labels, f"{text!r} -> {labels}"
 
 
+# ---- acronyms a text defines otherwise -------------------------------------------------
+# Real phrasing: council minutes of Aiglun (regardscitoyens/operation-libre-aiglun), where the
+# teachers' housing allowance made two strategy hits and a digital context out of "DSI".
+@pytest.mark.parametrize("text, kept", [
+    ("- Dotation spéciale instituteurs (DSI) pour l'année 2008 : il appartient au Préfet d'arrêter, "
+     "chaque année, le montant de l'indemnité représentative de logement.", []),
+    ("2010/11 – Dotation spéciale instituteurs (DSI) pour l'année 2009. La DSI est versée aux instituteurs.", []),
+    ("La Direction des systèmes d'information (DSI) pilote le schéma directeur.", ["DSI"]),
+    ("La Commission nationale de l'informatique et des libertés (CNIL) a rendu un avis défavorable.", ["CNIL"]),
+    ("Le Système d'Information Géographique (SIG) est mutualisé entre les communes.", ["SIG"]),
+    ("La DSI pilote le schéma directeur du numérique.", ["DSI"]),
+])
+def test_an_acronym_the_text_defines_otherwise_is_no_evidence(annotator, text, kept):
+    ann = annotator.annotate_one(text)
+    acronyms = sorted({h.matched for h in [*ann.hits, *ann.context_hits] if h.matched.isupper()})
+    assert acronyms == kept, [(h.theme, h.matched) for h in ann.hits]
+    if not kept:
+        assert ann.labels == [] and not ann.is_digital
+
+
 # ---- negation ------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "text, theme",
