@@ -13,6 +13,7 @@ The counts are also what the indicators use to correct prevalences for the detec
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -97,6 +98,21 @@ def _doc_bootstrap(G: np.ndarray, P: np.ndarray, groups: Sequence[str], draws: i
     return out
 
 
+def _nanquantile(values: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """``np.nanquantile`` that gives NaN, without numpy's warning, where every value is NaN
+    (a label with no gold and no predicted paragraph in any draw)."""
+    if np.isnan(values).all():
+        return np.full(len(qs), np.nan)
+    return np.nanquantile(values, qs)
+
+
+def _nanmean(values: np.ndarray, axis: int | None = None) -> Any:
+    """``np.nanmean`` without numpy's warning for an all-NaN slice (its mean is NaN)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=axis)
+
+
 def evaluate_sets(name: str, gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]],
                   groups: Sequence[str], genres: Sequence[str] | None = None,
                   labels: Sequence[str] = LABELS, draws: int = 1000, seed: int = 42,
@@ -119,15 +135,15 @@ def evaluate_sets(name: str, gold: Sequence[Sequence[str]], predicted: Sequence[
         for m in ("precision", "recall", "f1", "specificity"):
             row[m] = float(sc[m][j])
             if boot is not None:
-                lo, hi = np.nanquantile(boot[m][:, j], [alpha, 1 - alpha])
+                lo, hi = _nanquantile(boot[m][:, j], [alpha, 1 - alpha])
                 row[f"{m}_low"], row[f"{m}_high"] = float(lo), float(hi)
         rows.append(row)
     table = pd.DataFrame(rows)
     theme_cols = [labels.index(t) for t in THEME_IDS if t in labels]
-    macro = float(np.nanmean(sc["f1"][theme_cols]))
+    macro = float(_nanmean(sc["f1"][theme_cols]))
     ci = (float("nan"), float("nan"))
     if boot is not None:
-        ci = tuple(float(x) for x in np.nanquantile(np.nanmean(boot["f1"][:, theme_cols], axis=1), [alpha, 1 - alpha]))
+        ci = tuple(float(x) for x in _nanquantile(_nanmean(boot["f1"][:, theme_cols], axis=1), [alpha, 1 - alpha]))
     errors = []
     for i in np.flatnonzero((G != P).any(axis=1)):
         errors.append({"id": str(ids[i]) if ids is not None else str(i),
@@ -146,7 +162,7 @@ def _by_genre(G: np.ndarray, P: np.ndarray, genres: Sequence[str] | None, labels
         for g in sorted(set(genres_a.tolist())):
             sel = genres_a == g
             sc = _scores(_counts(G[sel], P[sel]))
-            rows.append({"genre": g, "n": int(sel.sum()), "macro_f1": float(np.nanmean(sc["f1"][theme_cols])),
+            rows.append({"genre": g, "n": int(sel.sum()), "macro_f1": float(_nanmean(sc["f1"][theme_cols])),
                          "numerique_f1": float(sc["f1"][labels.index("numerique")]) if "numerique" in labels else np.nan})
     return pd.DataFrame(rows, columns=["genre", "n", "macro_f1", "numerique_f1"])
 

@@ -188,3 +188,16 @@ def test_textcat_thresholds_are_chosen_on_training_documents_only(monkeypatch):
         assert {groups[train[i]] for i in aside}.isdisjoint({groups[i] for i in test})
     # closed label sets: a theme brings numerique
     assert all("numerique" in p for p in cv.predicted if set(p) - {"numerique"})
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_label_nobody_has_gives_nan_without_numpy_warnings():
+    """A coded sample where a theme has no gold and no predicted paragraph (and a genre with
+    no theme at all) is scored without numpy's all-NaN warnings in the user's terminal."""
+    gold = [["numerique", "agents"], ["numerique"], [], ["numerique", "agents"]]
+    pred = [["numerique", "agents"], [], [], ["numerique"]]
+    report = evaluate_sets("x", gold, pred, ["d1", "d1", "d2", "d3"], genres=["pv", "pv", "web", "web"], draws=50)
+    table = report.labels.set_index("label")
+    assert np.isnan(table.loc["inclusion", "f1"]) and np.isnan(table.loc["inclusion", "f1_low"])
+    assert table.loc["agents", "f1"] == pytest.approx(2 / 3)
+    assert report.macro_f1 == pytest.approx(2 / 3)
