@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from scipy import sparse
 
-from nlp.annotate.records import TextAnnotation
+from nlp.annotate.records import REASONS, TextAnnotation
 
 WORD_RE = re.compile(r"[^\W\d_]+(?:['’](?=[^\W\d_]))?", re.UNICODE)
 # Function words kept out of the averaged vector (they are in the n-grams).
@@ -37,7 +37,6 @@ VECTOR_STOPWORDS = frozenset(
     "le la les l' un une des de du d' et ou à au aux en dans par pour sur avec sans ce cette ces "
     "son sa ses leur leurs qui que qu' est sont a ont il elle ils elles nous vous on se s' ne n' "
     "pas plus être avoir".split())
-NEG_REASONS = ("negated", "lacking", "other-actor", "out-of-context", "lack-as-barrier")
 
 
 class LemmaTable:
@@ -203,7 +202,7 @@ def lexicon_counts(ann: TextAnnotation) -> dict[str, float]:
 # Lexicon evidence a theme label can rest on: an in-context hit of the theme whatever its
 # polarity (a negated or lacking mention is still the theme spoken of, GUIDELINES "Polarity"),
 # or a hit that counts as the theme (a lacking driver standing for its barrier).
-EVIDENCE_KINDS = ("count", "negated", "lacking", "other-actor", "lack-as-barrier")
+EVIDENCE_KINDS = ("count", *(r for r in REASONS if r not in ("", "out-of-context")))
 
 
 def evidence_mask(lexicons: Sequence[Mapping[str, float]], labels: Sequence[str]) -> np.ndarray:
