@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from nlp.annotate.annotator import ThemeAnnotator
-from nlp.annotate.features import Resources, evidence_mask, raw_features
+from nlp.annotate.features import Resources, raw_features
 from nlp.annotate.model import ThemeModel
 from nlp.annotate.records import Hit, TextAnnotation
 
@@ -112,8 +112,7 @@ class ThemeDetector:
         model = self.model
         raws = [raw_features(t, a, self.resources) for t, a in zip(texts, anns)]
         proba = model.proba(model.space.transform(raws))
-        supported = evidence_mask([r.lexicon for r in raws], model.labels) if model.evidence_guard else None
-        decided = model.decide(proba, supported)
+        decided = model.decide(proba, model.supported([r.lexicon for r in raws]))
         evidence, missing = [], []
         for i, (ann, labels) in enumerate(zip(anns, decided)):
             found, lacking = self._hit_evidence(ann, labels)

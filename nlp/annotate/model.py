@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from nlp.annotate.features import FeatureSpace
+from nlp.annotate.features import FeatureSpace, evidence_mask
 from nlp.errors import BarometreError
 from nlp.io import atomic_write
 
@@ -67,10 +67,16 @@ class ThemeModel:
         models trained before the guard existed decide on the threshold alone."""
         return bool(self.meta.get("config", {}).get("evidence_guard", False))
 
+    def supported(self, lexicons: list[dict[str, float]]) -> np.ndarray | None:
+        """The evidence :meth:`decide` needs for paragraphs with these lexicon counts
+        (``RawFeatures.lexicon``): their :func:`evidence_mask`, or None for a model without
+        the guard."""
+        return evidence_mask(lexicons, self.labels) if self.evidence_guard else None
+
     def decide(self, proba: np.ndarray, evidence: np.ndarray | None = None) -> list[list[str]]:
         """Label sets from probabilities: thresholds, and with :attr:`evidence_guard` the
-        lexicon evidence (``evidence``: the boolean mask of ``evidence_mask``, required
-        then), then upward closure."""
+        lexicon evidence (``evidence``: :meth:`supported`, required then), then upward
+        closure."""
         on = np.asarray(proba) >= self.thresholds
         if self.evidence_guard:
             if evidence is None:

@@ -309,7 +309,7 @@ def fit_model(raws: Sequence[RawFeatures], Y: np.ndarray, groups: Sequence[str],
 def predict(model: ThemeModel, raws: Sequence[RawFeatures], config: TrainConfig | None = None
             ) -> tuple[np.ndarray, list[list[str]]]:
     """Probabilities and closed label sets for ``raws``."""
-    evidence = evidence_mask([r.lexicon for r in raws], model.labels) if model.evidence_guard else None
+    evidence = model.supported([r.lexicon for r in raws])  # before _restrict drops the lexicon counts
     if config is not None:
         raws = _restrict(raws, config)
     P = model.proba(model.space.transform(raws))
