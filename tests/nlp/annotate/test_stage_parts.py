@@ -1,6 +1,6 @@
 """Annotate's tasks write their own parts of the three tables (issue 14 item 2): the part files
-follow the job order and ``batch_size`` (never the scheduler: a LocalCluster of two workers
-writes the in-process run's bytes), a partition run twice rewrites the same bytes, a failed
+follow the job order and ``batch_size`` (never the scheduler: tests/nlp/compute checks that a
+LocalCluster and a TCP scheduler write the in-process run's bytes), a partition run twice rewrites the same bytes, a failed
 partition leaves the old tables in place, and a table with no row is still written."""
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 from nlp.annotate import AnnotateSettings, run_annotate
 from nlp.annotate import stage as annotate_stage
 from nlp.annotate.parts import LazyDetector, annotate_part
-from nlp.compute import ComputeSettings
 from nlp.extract import ExtractSettings, run_extract
 from nlp.io import read_table
 from nlp.store import CorpusStore
@@ -131,12 +130,3 @@ def test_no_row_still_writes_the_tables(extracted: Path, tmp_path: Path) -> None
         frame = read_table(tables / f"{name}.parquet")
         assert len(frame) == 0 and list(frame.columns) == list(read_table(full / f"{name}.parquet").columns)
         assert [p.name for p in (tables / f"{name}.parquet").iterdir()] == ["part-0.parquet"]
-
-
-def test_a_local_cluster_writes_the_in_process_bytes(extracted: Path, tmp_path: Path) -> None:
-    """Two worker processes, three partitions: the same part files, byte for byte."""
-    _counts, here = _run(extracted, tmp_path / "inprocess")
-    counts, there = _run(extracted, tmp_path / "cluster",
-                         compute=ComputeSettings(scheduler="local", workers=2, local_min_documents=0))
-    assert counts["annotated"] == 11
-    assert _files(here) == _files(there)

@@ -35,10 +35,15 @@ def scale_corpus() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def source_corpus(scale_corpus: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A corpus folder of N_DOCS generated documents (PDF and HTML), plus one 120-page PDF
+    """A corpus folder of N_DOCS generated documents (PDF and HTML), one of them also published
+    by a second metropolis (a document with two row sets in the tables), plus one 120-page PDF
     whose extraction takes long enough for a test to kill the worker running it."""
     root = tmp_path_factory.mktemp("source") / "corpus"
     store = scale_corpus.build_corpus(root, N_DOCS, seed=SEED, pdf_share=0.4)
+    shared = store.sources()[0]
+    other = next(s["metropole"] for s in store.sources() if s["metropole"] != shared["metropole"])
+    store.add_source(shared["document_id"], other, f"https://{other}.example/repris.html",
+                     fetched_at="2024-01-02T00:00:00+00:00")
     long_pdf = scale_corpus.make_pdf("Procès-verbal long", [f"Point {i}. " + s for i, s in
                                                            enumerate(scale_corpus.sentences(False) * 2)][:1500])
     doc_id, _ = store.add_document(long_pdf, "application/pdf")

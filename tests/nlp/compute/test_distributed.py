@@ -9,6 +9,7 @@ from pathlib import Path
 
 from compute_runs import DaskCluster, assert_same_outputs, copy_corpus, run_stages
 
+from nlp.io import read_table
 from nlp.store import CorpusStore
 
 
@@ -17,6 +18,8 @@ def test_local_cluster_gives_the_in_process_tables(source_corpus: Path, referenc
     counts = run_stages(tmp_path / "corpus", tmp_path / "outputs",
                         {"scheduler": "local", "workers": 2, "local_min_documents": 0})
     assert counts["extract"] == {"ok": 25} and counts["annotate"]["annotated"] == 25
+    docs = read_table(tmp_path / "outputs" / "tables" / "documents.parquet")
+    assert docs["document_id"].value_counts().max() == 2  # the shared document, once per metropolis
     assert_same_outputs(reference, tmp_path)
 
 
