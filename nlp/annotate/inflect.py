@@ -6,6 +6,7 @@ against the lookup tables of the installed spaCy model when there are some.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -117,10 +118,12 @@ def apostrophe_variants(text: str) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=4)
 def lookup_lemmatizer(model: str) -> Any:
     """A function ``form -> set of lemmas`` (empty set: form unknown) built from the
     lemmatizer lookup tables (``lemma_lookup``, ``lemma_exc``) of the spaCy package ``model``,
     or ``None`` when the package or its tables are absent (then rules alone are used).
+    Read once per process and model: the tables are read-only and take seconds to load.
     """
     try:
         from spacy.lookups import Lookups

