@@ -123,6 +123,22 @@ def test_counted_hits_come_from_digital_contexts(demo_run: dict) -> None:
     assert len(out_of_context) > 0 and out_of_context["count_theme"].isna().all()
 
 
+def test_demo_topics_are_mapped_to_themes(demo_run: dict) -> None:
+    """Issue 6's acceptance on the demo: topics, each mapped to the themes its chunks carry,
+    per metropolis and per year."""
+    tables = demo_run["outputs"] / "tables"
+    topics = read_table(tables / "topics.parquet")
+    tmap = read_table(tables / "topic_theme_map.parquet")
+    assert set(tmap["topic"]) == set(topics["topic"]) and set(tmap["theme"]) == set(THEMES)
+    real = topics[topics["topic"] != -1]
+    assert len(real) >= 2
+    # Most topics have a dominant theme carried by their chunks' labels.
+    assert (real["best_theme_share"] > 0.3).mean() >= 0.5
+    assert tmap["lexical_overlap"].max() > 0
+    assert read_table(tables / "topics_per_metropole.parquet")["metropole"].nunique() == 4
+    assert read_table(tables / "topics_over_time.parquet")["year"].nunique() >= 2
+
+
 def test_second_run_downloads_and_extracts_nothing_again(demo_run: dict) -> None:
     db = demo_run["db"]
     before = demo_run["before"]
