@@ -21,7 +21,7 @@ log = logging.getLogger("barometre")
 
 STAGE_HELP = {
     "crawl": "crawl the registry's metropolises with the Scrapy spiders (a subprocess, or one job per metropolis on a cluster)",
-    "import": "add a folder of local PDF/HTML/DOCX/ODT/TXT files for one metropolis",
+    "import": "add a folder of local PDF/HTML/DOCX/ODT/Markdown/TXT files for one metropolis",
     "extract": "extract clean text from every stored document (incremental)",
     "text": "print the cleaned text of one local file (no corpus involved)",
     "annotate": "detect themes in the extracted corpus; write hits, paragraphs, documents tables",

@@ -1,4 +1,4 @@
-"""Import stage: add a folder of local documents (PDF, HTML, DOCX/ODT, TXT) for a metropolis.
+"""Import stage: add a folder of local documents (PDF, HTML, DOCX/ODT, Markdown, TXT) for a metropolis.
 
 Researchers often already hold documents; this puts them in the same corpus store as crawled
 ones, with a ``file://`` source URL and ``origin = 'import'`` so their provenance stays visible.

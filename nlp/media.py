@@ -24,17 +24,21 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ODS = "application/vnd.oasis.opendocument.spreadsheet"
 ZIP = "application/zip"
 OCTET = "application/octet-stream"
+MARKDOWN = "text/markdown"
 
 EXT_BY_TYPE = {
     PDF: "pdf", HTML: "html", "application/xhtml+xml": "html", DOCX: "docx", ODT: "odt",
     DOC: "doc", XLSX: "xlsx", ODS: "ods", ZIP: "zip", "text/csv": "csv",
     "application/json": "json", "text/plain": "txt", "application/xml": "xml",
-    "text/xml": "xml", "application/rtf": "rtf",
+    "text/xml": "xml", "application/rtf": "rtf", MARKDOWN: "md",
 }
 TYPE_BY_EXT = {v: k for k, v in EXT_BY_TYPE.items()}
-TYPE_BY_EXT.update({"htm": HTML, "html": HTML, "xhtml": HTML})
+TYPE_BY_EXT.update({"htm": HTML, "html": HTML, "xhtml": HTML, "markdown": MARKDOWN})
+MARKDOWN_EXTENSIONS = frozenset({"md", "markdown"})
 # Types the corpus keeps as documents (the extract stage can read them).
-DOCUMENT_TYPES = frozenset({PDF, DOCX, ODT, DOC, "application/rtf", "text/plain"})
+DOCUMENT_TYPES = frozenset({PDF, DOCX, ODT, DOC, "application/rtf", "text/plain", MARKDOWN})
+# Text types whose charset the headers or the bytes may declare.
+TEXT_TYPES = frozenset({HTML, "application/xhtml+xml", "text/plain", "text/csv", MARKDOWN})
 # Header values that say nothing about the content.
 GENERIC_TYPES = frozenset({
     "", OCTET, "application/force-download", "application/download", "binary/octet-stream",
@@ -128,7 +132,9 @@ def detect_media_type(
                 break
         if not media:
             media = sniffed or declared or OCTET
-    charset = charset_of(content_type, body) if media in (HTML, "application/xhtml+xml", "text/plain", "text/csv") else None
+    if media == "text/plain" and url_extension(url) in MARKDOWN_EXTENSIONS:
+        media = MARKDOWN  # a forge's raw view serves README.md as text/plain
+    charset = charset_of(content_type, body) if media in TEXT_TYPES else None
     ext = EXT_BY_TYPE.get(media) or _ext_of(filename_from_disposition(content_disposition)) or "bin"
     return media, charset, ext
 

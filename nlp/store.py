@@ -40,6 +40,7 @@ from typing import Any
 from nlp.diskerrors import as_store_error, disk_errors as _disk_errors
 from nlp.errors import StoreError
 from nlp.io import atomic_write, sweep_stale_tmp
+from nlp.media import EXT_BY_TYPE
 from nlp.schema import Extraction
 
 log = logging.getLogger(__name__)
@@ -123,18 +124,6 @@ MIGRATIONS: list[str] = [
 # Sources the metropolis's documents leave out unless asked (see migration 2).
 UNATTRIBUTED = "undecided"
 SCHEMA_VERSION = len(MIGRATIONS)
-
-EXT_BY_MEDIA_TYPE = {
-    "application/pdf": "pdf",
-    "text/html": "html",
-    "application/xhtml+xml": "html",
-    "text/csv": "csv",
-    "application/json": "json",
-    "text/plain": "txt",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
-    "application/vnd.oasis.opendocument.text": "odt",
-    "application/msword": "doc",
-}
 
 
 def utcnow() -> str:
@@ -339,7 +328,7 @@ class CorpusStore:
         row = self.conn.execute("SELECT path FROM documents WHERE id = ?", (doc_id,)).fetchone()
         if row is not None and (self.root / row["path"]).exists():
             return doc_id, False
-        ext = (ext or EXT_BY_MEDIA_TYPE.get(media_type.split(";")[0].strip().lower(), "bin")).lstrip(".")
+        ext = (ext or EXT_BY_TYPE.get(media_type.split(";")[0].strip().lower(), "bin")).lstrip(".")
         rel = Path("files") / doc_id[:2] / f"{doc_id}.{ext}"
         # The file goes into place before its row: a crash in between leaves a file with no
         # row (harmless, found again by its hash), never a row without its file.

@@ -1,6 +1,6 @@
 """extract_file: one document and the settings in, one :class:`~nlp.schema.Extraction` out.
 
-Stage: extract. Input: a local file (PDF, HTML, DOCX, ODT, TXT), :class:`ExtractSettings`,
+Stage: extract. Input: a local file (PDF, HTML, DOCX, ODT, Markdown, TXT), :class:`ExtractSettings`,
 and optional ``hints`` from the store (url, page_title, media_type, last_modified, SCDL fields).
 Output: an :class:`~nlp.schema.Extraction` with cleaned pages, tables, metadata and a status
 slug; it never raises for a bad document (the status says what went wrong).
@@ -40,8 +40,8 @@ DEFAULT_PDF_ENGINE = "pdfium"
 ENGINE_CHOICES = ("auto", *ENGINES)
 # A document whose language is not French with at least this confidence is flagged.
 NOT_FRENCH_MIN_CONFIDENCE = 0.5
-# Bump when formats.read_html/read_docx/read_odt/read_txt change their output: part of the
-# key of non-PDF extractions (HTML: with trafilatura's version).
+# Bump when formats.read_html/read_docx/read_odt/read_markdown/read_txt change their output:
+# part of the key of non-PDF extractions (HTML and Markdown: with their parser's version).
 FORMAT_READERS_VERSION = "2"
 
 
@@ -107,6 +107,12 @@ def engine_key(kind: str, settings: ExtractSettings) -> tuple[str, str]:
         import trafilatura
 
         return "trafilatura", f"trafilatura-{trafilatura.__version__}+readers-{FORMAT_READERS_VERSION}"
+    if kind == "md":
+        if "markdown" not in _VERSION_CACHE:
+            from importlib.metadata import version
+
+            _VERSION_CACHE["markdown"] = f"markdown-it-py-{version('markdown-it-py')}+readers-{FORMAT_READERS_VERSION}"
+        return "markdown", _VERSION_CACHE["markdown"]
     if kind in ("docx", "odt", "txt"):
         return kind, FORMAT_READERS_VERSION
     return "none", "0"
@@ -156,7 +162,7 @@ def extract_file(path: Path, settings: ExtractSettings, hints: dict[str, Any] | 
         out = _result("empty", key, "zero-byte file")
     elif kind == "pdf":
         out = _extract_pdf(path, settings, hints)
-    elif kind in ("html", "docx", "odt", "txt"):
+    elif kind in ("html", "docx", "odt", "md", "txt"):
         try:
             out = _extract_other(path, kind, engine_key(kind, settings), hints)
         except ExtractFailure as exc:
@@ -181,7 +187,7 @@ def one_line(message: str, limit: int = 500) -> str:
 
 def _extract_other(path: Path, kind: str, key: tuple[str, str], hints: dict[str, Any]) -> Extraction:
     reader = {"html": lambda p: formats.read_html(p, hints.get("url")), "docx": formats.read_docx,
-              "odt": formats.read_odt, "txt": formats.read_txt}[kind]
+              "odt": formats.read_odt, "md": formats.read_markdown, "txt": formats.read_txt}[kind]
     paragraphs, tables, info = reader(path)
     text = "\n\n".join(paragraphs)
     page = Page(number=1, text=text, paragraphs=paragraphs)

@@ -1,4 +1,5 @@
-"""Non-PDF documents: HTML (trafilatura), DOCX and ODT (their XML), plain text.
+"""Non-PDF documents: HTML (trafilatura), DOCX and ODT (their XML), Markdown (markdown-it-py),
+plain text.
 
 Stage: extract. Input: a file. Output: ``(paragraphs, tables, info)`` where ``info`` holds
 ``title`` and ``html_date`` when the format carries them. DOCX and ODT are zip files of XML,
@@ -14,6 +15,7 @@ from typing import Any
 
 from lxml import etree
 
+from nlp.errors import BarometreError
 from nlp.extract.clean import clean_text_block, normalize_text, repair_doubled_glyphs
 from nlp.extract.engines import ExtractFailure
 
@@ -328,8 +330,109 @@ _OFFICE_KINDS = {
 }
 
 
+# YAML front matter of a static site's page (Jekyll, Hugo): "---" lines around it, at the top.
+_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*$\r?\n?", re.S | re.M)
+MAX_FRONT_MATTER_CHARS = 64 * 1024
+# Inline tokens whose text a reader sees (link text is the children between link_open/close).
+_INLINE_TEXT = {"text", "code_inline"}
+_INLINE_BREAKS = {"softbreak", "hardbreak"}
+
+
+def _front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """``(fields, body)``: the page's YAML front matter (empty when absent or unreadable: the
+    text is still read) and the Markdown after it."""
+    m = _FRONT_MATTER.match(text[: MAX_FRONT_MATTER_CHARS + 8])
+    if not m:
+        return {}, text
+    from nlp.yamlio import load_yaml
+
+    try:
+        fields = load_yaml(m.group(1).encode("utf-8"), name="front matter")
+    except BarometreError:
+        fields = None
+    return (fields if isinstance(fields, dict) else {}), text[m.end():]
+
+
+def _inline_text(children: list[Any]) -> str:
+    """The text a reader sees in an inline run: words, code and link texts; images and raw
+    HTML left out."""
+    out: list[str] = []
+    for tok in children:
+        if tok.type in _INLINE_TEXT:
+            out.append(tok.content)
+        elif tok.type in _INLINE_BREAKS:
+            out.append(" ")
+    return "".join(out)
+
+
+def read_markdown(path: Path) -> tuple[list[str], list[list[list[str]]], dict[str, Any]]:
+    """Paragraphs of a Markdown file (a static site's pages, minutes kept on a forge).
+
+    CommonMark with tables, parsed by markdown-it-py: each heading, paragraph and list item is
+    a paragraph, its inline markup reduced to its text (``**gras**`` → ``gras``, ``[texte](url)``
+    → ``texte``); tables are tables; code blocks are not prose and are left out; raw HTML
+    blocks are read as HTML's visible text. The YAML front matter gives ``title`` and
+    ``html_date`` (the page's date field) and is not text."""
+    from markdown_it import MarkdownIt
+
+    text = decode_text(path.read_bytes())
+    fields, body = _front_matter(text)
+    info: dict[str, Any] = {}
+    if isinstance(fields.get("title"), str) and fields["title"].strip():
+        info["title"] = normalize_text(fields["title"])[:500]
+    if fields.get("date"):
+        info["html_date"] = str(fields["date"])
+    # maxNesting bounds the parser's recursion on hostile nesting (its default is 20 too).
+    tokens = MarkdownIt("commonmark", {"maxNesting": 20}).enable("table").parse(body)
+    paragraphs, tables, code = _markdown_blocks(tokens)
+    # Past maxNesting the parser drops what it does not descend into: a text that lost more
+    # than half of its letters (code aside) is read as plain text instead, so nothing is lost.
+    kept = _letters(" ".join(paragraphs)) + sum(_letters(" ".join(r)) for t in tables for r in t)
+    if kept < (_letters(body) - code) / 2:
+        paragraphs, tables = clean_text_block(body), []
+        info["reader"] = "fallback"
+    return paragraphs, tables, info
+
+
+def _letters(text: str) -> int:
+    return sum(ch.isalpha() for ch in text)
+
+
+def _markdown_blocks(tokens: list[Any]) -> tuple[list[str], list[list[list[str]]], int]:
+    """Paragraphs, tables and the letter count of code blocks of markdown-it's block tokens."""
+    paragraphs: list[str] = []
+    tables: list[list[list[str]]] = []
+    rows: list[list[str]] | None = None
+    row: list[str] | None = None
+    code = 0
+    for tok in tokens:
+        if tok.type == "table_open":
+            rows = []
+        elif tok.type == "table_close":
+            if rows:
+                tables.append(rows)
+            rows = None
+        elif tok.type == "tr_open":
+            row = []
+        elif tok.type == "tr_close":
+            if rows is not None and row is not None and any(row):
+                rows.append(row)
+            row = None
+        elif tok.type == "inline":
+            content = _inline_text(tok.children or [])
+            if row is not None:
+                row.append(normalize_text(content))
+            else:
+                paragraphs.extend(clean_text_block(content))
+        elif tok.type == "html_block":
+            paragraphs.extend(_fallback_paragraphs(tok.content)[0])
+        elif tok.type in ("fence", "code_block"):
+            code += _letters(tok.content)
+    return paragraphs, tables, code
+
+
 def sniff(path: Path, media_type: str | None = None) -> str:
-    """``pdf``, ``html``, ``docx``, ``odt``, ``txt``, ``empty`` or ``unknown`` from the first
+    """``pdf``, ``html``, ``docx``, ``odt``, ``md``, ``txt``, ``empty`` or ``unknown`` from the first
     bytes (the extension, or the declared ``media_type``, decides only between text formats
     and for a zip container too broken to list)."""
     with open(path, "rb") as f:
@@ -354,14 +457,17 @@ def sniff(path: Path, media_type: str | None = None) -> str:
         if "content.xml" in names:
             return "odt"
         return declared or {".docx": "docx", ".odt": "odt"}.get(suffix, "unknown")
+    # Plain text or Markdown: the name or the declared type says which (their bytes do not).
+    plain = "md" if (suffix in (".md", ".markdown")
+                     or str(media_type or "").split(";")[0].strip().lower() == "text/markdown") else "txt"
     encoding = bom_encoding(head)
     if encoding:  # UTF-16/32 text has NUL bytes: decode before looking
         text = head.decode(encoding, errors="replace")
-        return "html" if _HTML_HINT.search(text) else "txt"
-    if _HTML_HINT_BYTES.search(head):
+        return "html" if _HTML_HINT.search(text) else plain
+    if _HTML_HINT_BYTES.search(head) and plain != "md":  # Markdown may hold raw HTML
         return "html"
     if suffix in (".pdf",):
         return "pdf"  # a PDF without header: the PDF reader will say it is malformed
     if b"\x00" in head:
         return "unknown"
-    return "txt"
+    return plain
