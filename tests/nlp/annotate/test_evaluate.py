@@ -134,7 +134,31 @@ def test_the_training_set_schema_and_labels():
     independent annotations, and polarity only on driver themes it is labelled with."""
     rows = [json.loads(line) for line in T.TRAINING_FILE.read_text(encoding="utf-8").splitlines()]
     assert len(rows) >= 1500 and len({r["doc_id"] for r in rows}) >= 150
-    genres = {"deliberation", "minutes", "web_page", "strategy", "activity_report", "press", "public_report"}
+    _check_labelled_rows(rows, GENRES)
+    counts = {lab: sum(lab in r["labels"] for r in rows) for lab in T.LABELS}
+    assert all(counts[t] >= 60 for t in THEMES), counts
+
+
+GENRES = {"deliberation", "minutes", "web_page", "strategy", "activity_report", "press", "public_report"}
+CODED_MINUTES = T.TRAINING_FILE.parent / "coded_minutes.jsonl"
+
+
+def test_the_coded_minutes_sample_is_apart_from_the_training_set():
+    """The coded sample of communes' minutes (README, "Themes") has the training set's schema
+    plus its stratum weight, and shares no document and no source file with the training set."""
+    rows = [json.loads(line) for line in CODED_MINUTES.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 146
+    _check_labelled_rows(rows, GENRES | {"other"})
+    assert all(r["weight"] > 0 and r["stratum"] for r in rows)
+    training = [json.loads(line) for line in T.TRAINING_FILE.read_text(encoding="utf-8").splitlines()]
+    assert not {r["doc_id"] for r in rows} & {r["doc_id"] for r in training}
+    files = {(r["source"].get("repo"), r["source"].get("path")) for r in training}
+    assert not {(r["source"]["repo"], r["source"]["path"]) for r in rows} & files
+    examples = T.load_labelled(CODED_MINUTES)  # what `barometre eval --gold` reads
+    assert len(examples) == 146 and {e.weight for e in examples} == {r["weight"] for r in rows}
+
+
+def _check_labelled_rows(rows: list[dict], genres: set[str]) -> None:
     ids = set()
     for r in rows:
         assert r["id"] not in ids
@@ -147,8 +171,6 @@ def test_the_training_set_schema_and_labels():
         for who in ("a", "b"):
             assert set(r["annotations"][who]["labels"]) <= set(T.LABELS)
         assert r["annotations"]["final"] in ("agreed", "adjudicated")
-    counts = {lab: sum(lab in r["labels"] for r in rows) for lab in T.LABELS}
-    assert all(counts[t] >= 60 for t in THEMES), counts
 
 
 def test_the_shipped_model_names_its_training_data_portably():
