@@ -49,6 +49,7 @@ def agreement_table(path: Path | None = None) -> "pd.DataFrame":
         out.append({"label": lab, "f1": f1, "kappa": kappa, "n_a": int(a.sum()), "n_b": int(b.sum()),
                     "n_final": sum(lab in r["labels"] for r in rows)})
     table = pd.DataFrame(out)
+    table.attrs["source"] = "the training set" if path is None else Path(path).name
     table.attrs["paragraphs"] = len(rows)
     table.attrs["adjudicated"] = sum(r["annotations"]["final"] == "adjudicated" for r in rows)
     return table
@@ -56,7 +57,8 @@ def agreement_table(path: Path | None = None) -> "pd.DataFrame":
 
 def format_agreement(table: "pd.DataFrame") -> str:
     themes = table[table["label"].isin(T.THEME_LABELS)]
-    lines = [f"== inter-annotator agreement on the training set ({table.attrs['paragraphs']} paragraphs; "
+    lines = [f"== inter-annotator agreement on {table.attrs.get('source', 'the training set')} "
+             f"({table.attrs['paragraphs']} paragraphs; "
              f"{table.attrs['adjudicated']} settled by a third reading)",
              f"{'label':30s} {'F1':>5s} {'kappa':>6s} {'A':>5s} {'B':>5s} {'final':>6s}"]
     lines += [f"{r.label:30s} {r.f1:5.3f} {r.kappa:6.3f} {r.n_a:5d} {r.n_b:5d} {r.n_final:6d}" for r in table.itertuples()]
