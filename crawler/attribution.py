@@ -100,8 +100,8 @@ def from_text(text: str, siren: str, name: str, shared_with: str | None = None) 
 
 def document_text(body: bytes, media_type: str, charset: str | None = None) -> str:
     """The first words of a document, enough for its letterhead: a PDF's first two pages, an
-    HTML page's text; '' for anything else or anything unreadable (the document then stays
-    undecided)."""
+    HTML page's text, a plain-text or Markdown file's first lines; '' for anything else or
+    anything unreadable (the document then stays undecided)."""
     if media_type == "application/pdf":
         return _pdf_head(body)
     if media_type in ("text/html", "application/xhtml+xml"):
@@ -113,6 +113,15 @@ def document_text(body: bytes, media_type: str, charset: str | None = None) -> s
                 bad.drop_tree()
             return " ".join(" ".join(root.itertext()).split())[:HEAD_CHARS * 2]
         except Exception:  # a page lxml cannot read says nothing
+            return ""
+    if media_type in ("text/plain", "text/markdown"):
+        from nlp.extract.formats import bom_encoding
+
+        head = body[: HEAD_CHARS * 8]  # a cut character at the end is dropped, not guessed
+        encoding = bom_encoding(head) or charset or "utf-8"
+        try:
+            return " ".join(head.decode(encoding, errors="ignore").split())[: HEAD_CHARS * 2]
+        except LookupError:  # a charset Python does not know
             return ""
     return ""
 

@@ -40,6 +40,11 @@ def test_document_text_reads_pdf_and_html_heads():
     assert document_text(b"not a pdf", "application/pdf") == ""
     html = "<html><head><title>Brest métropole</title><script>x()</script></head><body><h1>Conseil</h1></body></html>"
     assert document_text(html.encode(), "text/html") == "Brest métropole Conseil"
+    minutes = "# Commune de Bruz\n\nProcès-verbal du conseil municipal " + "é" * 20_000
+    head = document_text(minutes.encode("utf-8"), "text/markdown")
+    assert head.startswith("# Commune de Bruz Procès-verbal") and len(head) == 4000
+    assert document_text("Commune de Bruz".encode("utf-16"), "text/plain") == "Commune de Bruz"  # with its BOM
+    assert document_text(b"Commune de Bruz", "text/plain", "no-such-charset") == ""
 
 
 @pytest.mark.slow
