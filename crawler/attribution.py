@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nlp.io import fold_accents
+from nlp.media import bom_encoding
 
 HEAD_CHARS = 2000
 METROPOLE_MARKERS = ("conseil de la metropole", "conseil metropolitain", "bureau metropolitain",
@@ -115,8 +116,6 @@ def document_text(body: bytes, media_type: str, charset: str | None = None) -> s
         except Exception:  # a page lxml cannot read says nothing
             return ""
     if media_type in ("text/plain", "text/markdown"):
-        from nlp.extract.formats import bom_encoding
-
         head = body[: HEAD_CHARS * 8]  # a cut character at the end is dropped, not guessed
         encoding = bom_encoding(head) or charset or "utf-8"
         try:

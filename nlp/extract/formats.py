@@ -7,7 +7,6 @@ read with the standard library and lxml: no extra dependency.
 """
 from __future__ import annotations
 
-import codecs
 import re
 import zipfile
 from pathlib import Path
@@ -18,20 +17,9 @@ from lxml import etree
 from nlp.errors import BarometreError
 from nlp.extract.clean import clean_text_block, normalize_text, repair_doubled_glyphs
 from nlp.extract.engines import ExtractFailure
+from nlp.media import bom_encoding
 
 MAX_XML_BYTES = 200 * 1024 * 1024  # a zip bomb must not exhaust the worker before its limit
-
-
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-
-
-def bom_encoding(head: bytes) -> str | None:
-    """The encoding a byte-order mark at the start of ``head`` announces, or None."""
-    for bom, encoding in _BOMS:
-        if head.startswith(bom):
-            return encoding
-    return None
 
 
 def decode_text(data: bytes) -> str:
