@@ -47,7 +47,7 @@ def pdfs(gen: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 MEDIA_TYPES = {
-    ".html": "text/html", ".txt": "text/plain", ".pdf": "application/pdf",
+    ".html": "text/html", ".txt": "text/plain", ".md": "text/markdown", ".pdf": "application/pdf",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     ".odt": "application/vnd.oasis.opendocument.text",
 }

@@ -1,4 +1,4 @@
-"""Fuzzing the extract inputs: seeded mutations of PDFs, HTML pages, DOCX and ODT files run
+"""Fuzzing the extract inputs: seeded mutations of PDFs, HTML pages, Markdown, DOCX and ODT files run
 through ``run_extract`` (the worker pool and its limits, as in production). Every input must end
 with a status of :data:`~nlp.schema.EXTRACT_STATUSES` other than ``error`` (``error`` means an
 exception escaped a reader: a traceback), within the time limit and the memory cap.
@@ -163,6 +163,39 @@ def html_page(rng: random.Random) -> bytes:
     return data
 
 
+# --- Markdown -------------------------------------------------------------------------------------
+def markdown_page(rng: random.Random) -> bytes:
+    """A static site's page: front matter (valid, broken, an alias bomb), headings, lists, a
+    table, code; or one of the shapes that stop a Markdown parser (nesting past its limit,
+    delimiter storms, a huge table)."""
+    front = rng.choice([
+        f'---\ntitle: "{sentence(rng, 4)}"\ndate: 2021-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}\n---\n',
+        "---\ntitle: [non fermé\n---\n", "---\n- a\n- b\n---\n", "",
+        "---\na: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+            f"{c}: &{c} [{','.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefg", "bcdefgh")) + "---\n",
+    ])
+    body = f"# {sentence(rng, 5)}\n\n" + "".join(
+        rng.choice([f"{sentence(rng, rng.randint(5, 40))}\n\n", f"- {sentence(rng, 6)}\n- **{sentence(rng, 3)}**\n\n",
+                    "| a | b |\n|---|---|\n| 1 | 2 |\n\n", f"[{sentence(rng, 3)}](https://example.org)\n\n",
+                    "```\ncode\n```\n\n", f"<div>{sentence(rng, 4)}</div>\n\n"])
+        for _ in range(rng.randint(1, 12)))
+    kind = rng.randrange(10)
+    if kind == 0:  # nesting past the parser's limit
+        depth = rng.choice([19, 21, 100, 5000, 50000])
+        body = rng.choice(["> " * depth + sentence(rng, 8) + "\n",
+                           "".join("  " * i + f"- {sentence(rng, 3)}\n" for i in range(min(depth, 2000)))]) + body
+    elif kind == 1:  # delimiter storms
+        body += rng.choice(["*a " * 50000, "[" * 50000 + "x", "`" * 50000, "<" * 100000, "_" * 100000]) + "\n"
+    elif kind == 2:  # a huge table
+        body += "| a | b |\n|---|---|\n" + "| x | y |\n" * rng.choice([1000, 50000])
+    page = front + body
+    encoding = rng.choice(["utf-8", "utf-8", "utf-8-sig", "utf-16", "latin-1"])
+    data = page.encode(encoding, errors="replace")
+    if kind >= 8:
+        data = mutate_bytes(data, rng)
+    return data
+
+
 # --- DOCX and ODT ---------------------------------------------------------------------------------
 W_NS = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
 ODT_NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
@@ -227,6 +260,7 @@ GENERATORS: dict[str, tuple[str, Callable[[random.Random], bytes]]] = {
     "pdf-structure": (".pdf", structured_pdf),
     "pdf-bytes": (".pdf", lambda rng: mutate_bytes(structured_pdf(random.Random(rng.random())), rng)),
     "html": (".html", html_page),
+    "markdown": (".md", markdown_page),
     "docx": (".docx", lambda rng: office_file(rng, "docx")),
     "odt": (".odt", lambda rng: office_file(rng, "odt")),
 }
