@@ -42,12 +42,14 @@ class EvalReport:
     polarity: dict[str, Any] = field(default_factory=dict)
     model: str = ""
     errors: list[dict[str, Any]] = field(default_factory=list)  # id, missing, spurious
+    weighted: bool = False          # label scores weighted by sampling weights (corpus estimates)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "n": self.n, "n_documents": self.n_documents,
                 "macro_f1": self.macro_f1, "macro_ci": list(self.macro_ci),
                 "labels": self.labels.to_dict(orient="records"),
-                "by_genre": self.by_genre.to_dict(orient="records"), "polarity": self.polarity}
+                "by_genre": self.by_genre.to_dict(orient="records"), "polarity": self.polarity,
+                "weighted": self.weighted}
 
     def score(self, label: str, column: str = "f1") -> float:
         return float(self.labels.set_index("label").loc[label, column])
@@ -151,7 +153,7 @@ def evaluate_sets(name: str, gold: Sequence[Sequence[str]], predicted: Sequence[
                        "spurious": [labels[j] for j in np.flatnonzero(P[i] & ~G[i])]})
     return EvalReport(name=name, n=len(gold), n_documents=len(set(groups)), labels=table,
                       macro_f1=macro, macro_ci=ci, by_genre=_by_genre(G, P, genres, labels, theme_cols),
-                      errors=errors)
+                      errors=errors, weighted=w is not None and bool(np.any(w != 1.0)))
 
 
 def _by_genre(G: np.ndarray, P: np.ndarray, genres: Sequence[str] | None, labels: Sequence[str],
@@ -189,7 +191,9 @@ def format_report(report: EvalReport, sub_labels: bool = True, max_errors: int =
     """A plain-text table: one line per label with P, R, F1 (and their intervals), then the
     first ``max_errors`` paragraphs where detector and gold disagree."""
     lines = [f"== {report.name}" + (f" [{report.model}]" if report.model else "")
-             + f": {report.n} paragraphs, {report.n_documents} documents",
+             + f": {report.n} paragraphs, {report.n_documents} documents"
+             + ("; P, R, F1 weighted by the sample's weights (estimates for the corpus it was drawn from; "
+                "support: paragraphs coded)" if report.weighted else ""),
              f"{'label':30s} {'P':>5s} {'R':>5s} {'F1':>5s}  F1 interval     support"]
     for r in report.labels.itertuples():
         if not sub_labels and "." in r.label:
@@ -199,7 +203,7 @@ def format_report(report: EvalReport, sub_labels: bool = True, max_errors: int =
     lines.append(f"macro-F1 over the ten themes: {report.macro_f1:.3f} "
                  f"[{report.macro_ci[0]:.3f}, {report.macro_ci[1]:.3f}]")
     if len(report.by_genre):
-        lines.append("by genre: " + "; ".join(f"{g.genre} (n={g.n}) macro-F1 {g.macro_f1:.2f}, numerique {g.numerique_f1:.2f}"
+        lines.append(("by genre (unweighted): " if report.weighted else "by genre: ") + "; ".join(f"{g.genre} (n={g.n}) macro-F1 {g.macro_f1:.2f}, numerique {g.numerique_f1:.2f}"
                                               for g in report.by_genre.itertuples()))
     if report.polarity:
         p = report.polarity

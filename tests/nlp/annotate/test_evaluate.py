@@ -56,6 +56,12 @@ def test_weights_estimate_the_corpus_rates():
     plain = evaluate_sets("t", gold, pred, ["a", "b"], draws=0).labels.set_index("label").loc["inclusion"]
     weighted = evaluate_sets("t", gold, pred, ["a", "b"], draws=0, weights=[1, 9]).labels.set_index("label").loc["inclusion"]
     assert plain.recall == pytest.approx(0.5) and weighted.recall == pytest.approx(0.1)
+    # the printed table says which figures are corpus estimates and which are not
+    genres = ["minutes", "minutes"]
+    text = format_report(evaluate_sets("t", gold, pred, ["a", "b"], draws=0, weights=[1, 9], genres=genres))
+    assert "weighted by the sample's weights" in text and "by genre (unweighted):" in text
+    text = format_report(evaluate_sets("t", gold, pred, ["a", "b"], draws=0, weights=[1, 1], genres=genres))
+    assert "weighted" not in text and "by genre: minutes" in text
 
 
 def test_polarity_scores_count_driver_pairs_only():
