@@ -81,6 +81,14 @@ def _lemma_inputs(rules: list[TermRule]) -> list[str]:
 _TERM_LEMMAS: dict[str, dict[str, list[str]]] = {}
 
 
+def _with_variants(lemmas: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``lemmas`` (term -> lemmas) with each term's apostrophe variants mapped alike."""
+    for term in list(lemmas):
+        for variant in apostrophe_variants(term):
+            lemmas[variant] = lemmas[term]
+    return lemmas
+
+
 class Prefilter:
     """Which token-pattern matchers can match a span, from the words present in it.
 
@@ -318,31 +326,20 @@ class CompiledLexicons:
         inside a carrier sentence (a bare phrase is tagged less reliably). Without the model,
         the written words are taken as lemmas (and a warning is logged)."""
         terms = list(dict.fromkeys(apostrophe_variants(t)[0] for t in terms))
-        given = self._given_term_lemma
-        if given is not None and all(t in given for t in terms):
-            # Rebuilt from a state (a worker process): no model to load.
-            out = {t: list(given[t]) for t in terms}
-            for term in list(out):
-                for variant in apostrophe_variants(term):
-                    out[variant] = out[term]
-            return out
         model = self._lemma_pipeline
-        memo = _TERM_LEMMAS.setdefault(self.model_name, {}) if model is None else {}
-        if model is None and all(t in memo for t in terms):
-            # This process already lemmatised these terms with this model: loading it again
-            # would cost seconds per annotator (a notebook or a test building several).
-            out = {t: list(memo[t]) for t in terms}
-            for term in list(out):
-                for variant in apostrophe_variants(term):
-                    out[variant] = out[term]
-            return out
+        # Lemmas known without loading the model: the state this annotator was rebuilt from (a
+        # worker process), or what this process computed earlier with the same model (loading
+        # it again costs seconds per annotator: a notebook, a test building several).
+        for known in (self._given_term_lemma, _TERM_LEMMAS.get(self.model_name) if model is None else None):
+            if known is not None and all(t in known for t in terms):
+                return _with_variants({t: list(known[t]) for t in terms})
+        loaded = model is None
         if model is None:
             try:
                 model = spacy.load(self.model_name, exclude=["parser", "ner"])
             except OSError:
                 logger.warning("model %s not installed: lemma terms taken as written", self.model_name)
-                model = None
-                memo = {}  # the written words stand in: nothing to remember
+                model, loaded = None, False  # the written words stand in: nothing to remember
         out: dict[str, list[str]] = {}
         prefix = "Il est question de"
         n_prefix = len(self.pipeline.make_doc(prefix))
@@ -356,11 +353,9 @@ class CompiledLexicons:
             lem = [(t.lemma_ or t.lower_).lower() for t in toks]
             # Keep function words and elisions as written (the lemmatizer turns "l'" into "le").
             out[term] = [w if w in FUNCTION_WORDS or w.endswith("'") else l for w, l in zip(written, lem)]
-        memo.update((t, list(out[t])) for t in terms)
-        for term in list(out):
-            for variant in apostrophe_variants(term):
-                out[variant] = out[term]
-        return out
+        if loaded:
+            _TERM_LEMMAS.setdefault(self.model_name, {}).update((t, list(out[t])) for t in terms)
+        return _with_variants(out)
 
     def _lemma_patterns(self, rules: list[TermRule]) -> dict[str, list[Doc]]:
         """Pattern docs for lemma rules.
