@@ -28,8 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from nlp.io import fold_accents
-from nlp.media import bom_encoding
+from nlp.io import bom_encoding, fold_accents
 
 HEAD_CHARS = 2000
 METROPOLE_MARKERS = ("conseil de la metropole", "conseil metropolitain", "bureau metropolitain",

@@ -158,6 +158,19 @@ class Decoded:
 _MOJIBAKE_RE = re.compile("[ÃÂ][\u0080-\u00bf©¨ª«®¯´¹º»¼½¾§¢£¤¥¦]")
 
 
+# Byte-order marks and the codec that reads each (UTF-32 first: its LE mark starts with UTF-16's).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def bom_encoding(head: bytes) -> str | None:
+    """The encoding a byte-order mark at the start of ``head`` announces, or None."""
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return encoding
+    return None
+
+
 def decode_bytes(data: bytes) -> Decoded:
     """Decode a text file of unknown encoding.
 
@@ -166,14 +179,12 @@ def decode_bytes(data: bytes) -> Decoded:
     windows-1252 ("Ã©") is repaired; NUL characters are removed. Notes say what was done.
     """
     notes: list[str] = []
-    for bom, enc in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-                     (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
-                     (codecs.BOM_UTF16_BE, "utf-16")):
-        if data.startswith(bom):
-            text = data.decode(enc, errors="replace")
-            if "\ufffd" in text:
-                notes.append(f"invalid {enc} bytes after the byte-order mark replaced by U+FFFD")
-            return Decoded(_clean_text(text, notes), enc, notes)
+    enc = bom_encoding(data)
+    if enc:
+        text = data.decode(enc, errors="replace")
+        if "\ufffd" in text:
+            notes.append(f"invalid {enc} bytes after the byte-order mark replaced by U+FFFD")
+        return Decoded(_clean_text(text, notes), enc, notes)
     try:
         return Decoded(_clean_text(data.decode("utf-8"), notes), "utf-8", notes)
     except UnicodeDecodeError:

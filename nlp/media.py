@@ -10,7 +10,6 @@ come back as ``application/pdf``. The order of trust is: magic bytes, then a spe
 """
 from __future__ import annotations
 
-import codecs
 import re
 import zipfile
 from io import BytesIO
@@ -51,18 +50,6 @@ _HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<
 _CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 _META_CHARSET_RE = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 _FILENAME_RE = re.compile(r"filename\*?\s*=\s*(?:UTF-8'')?[\"']?([^\"';]+)", re.IGNORECASE)
-
-
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-
-
-def bom_encoding(head: bytes) -> str | None:
-    """The encoding a byte-order mark at the start of ``head`` announces, or None."""
-    for bom, encoding in _BOMS:
-        if head.startswith(bom):
-            return encoding
-    return None
 
 
 def _ext_of(name: str) -> str:

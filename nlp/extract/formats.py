@@ -17,7 +17,7 @@ from lxml import etree
 from nlp.errors import BarometreError
 from nlp.extract.clean import clean_text_block, normalize_text, repair_doubled_glyphs
 from nlp.extract.engines import ExtractFailure
-from nlp.media import bom_encoding
+from nlp.io import bom_encoding
 
 MAX_XML_BYTES = 200 * 1024 * 1024  # a zip bomb must not exhaust the worker before its limit
 
