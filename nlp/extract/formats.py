@@ -18,6 +18,7 @@ from nlp.errors import BarometreError
 from nlp.extract.clean import clean_text_block, normalize_text, repair_doubled_glyphs
 from nlp.extract.engines import ExtractFailure
 from nlp.io import bom_encoding
+from nlp.media import MARKDOWN, MARKDOWN_EXTENSIONS
 
 MAX_XML_BYTES = 200 * 1024 * 1024  # a zip bomb must not exhaust the worker before its limit
 
@@ -446,8 +447,8 @@ def sniff(path: Path, media_type: str | None = None) -> str:
             return "odt"
         return declared or {".docx": "docx", ".odt": "odt"}.get(suffix, "unknown")
     # Plain text or Markdown: the name or the declared type says which (their bytes do not).
-    plain = "md" if (suffix in (".md", ".markdown")
-                     or str(media_type or "").split(";")[0].strip().lower() == "text/markdown") else "txt"
+    plain = "md" if (suffix.lstrip(".") in MARKDOWN_EXTENSIONS
+                     or str(media_type or "").split(";")[0].strip().lower() == MARKDOWN) else "txt"
     encoding = bom_encoding(head)
     if encoding:  # UTF-16/32 text has NUL bytes: decode before looking
         text = head.decode(encoding, errors="replace")

@@ -14,6 +14,7 @@ import pytest
 from pdf_builders import FONT, build_pdf, page_object, text_stream
 
 from nlp.config import REPO_ROOT, shared_repro_dir
+from nlp.media import OCTET, TYPE_BY_EXT
 from nlp.store import CorpusStore
 
 _GEN_PATH = REPO_ROOT / "tests" / "fixtures" / "pdfs" / "generate.py"
@@ -46,18 +47,11 @@ def pdfs(gen: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return docs
 
 
-MEDIA_TYPES = {
-    ".html": "text/html", ".txt": "text/plain", ".md": "text/markdown", ".pdf": "application/pdf",
-    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    ".odt": "application/vnd.oasis.opendocument.text",
-}
-
-
 def _store_with(root: Path, files: list[Path]) -> CorpusStore:
     """A corpus store under ``root/corpus`` holding ``files`` (one source each)."""
     store = CorpusStore(root / "corpus")
     for f in files:
-        media = MEDIA_TYPES.get(f.suffix, "application/octet-stream")
+        media = TYPE_BY_EXT.get(f.suffix.lstrip("."), OCTET)
         doc_id, _ = store.add_document(f.read_bytes(), media)
         store.add_source(doc_id, "testville", f"https://testville.example/{f.name}",
                          page_title=f.stem, last_modified="Wed, 21 Oct 2015 07:28:00 GMT",
