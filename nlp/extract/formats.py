@@ -452,8 +452,8 @@ def sniff(path: Path, media_type: str | None = None) -> str:
     encoding = bom_encoding(head)
     if encoding:  # UTF-16/32 text has NUL bytes: decode before looking
         text = head.decode(encoding, errors="replace")
-        return "html" if _HTML_HINT.search(text) else plain
-    if _HTML_HINT_BYTES.search(head) and plain != "md":  # Markdown may hold raw HTML
+        return "html" if plain != "md" and _HTML_HINT.search(text) else plain
+    if plain != "md" and _HTML_HINT_BYTES.search(head):  # Markdown may hold raw HTML
         return "html"
     if suffix in (".pdf",):
         return "pdf"  # a PDF without header: the PDF reader will say it is malformed

@@ -96,6 +96,10 @@ def test_declared_markdown_without_the_extension_and_html_inside(tmp_path: Path)
     assert formats.sniff(path, "text/markdown; charset=utf-8") == "md"
     out = extract_file(path, ExtractSettings(ocr=False), {"media_type": "text/markdown"})
     assert out.status == "ok" and out.pages[0].paragraphs == ["Texte avec du gras en HTML.", "Un bloc HTML."]
+    # the same in UTF-16 with its byte-order mark: still Markdown
+    wide = tmp_path / "wide.md"
+    wide.write_bytes(path.read_text(encoding="utf-8").encode("utf-16"))
+    assert formats.sniff(wide) == "md"
 
 
 def test_bad_front_matter_is_dropped_and_the_text_kept(tmp_path: Path) -> None:
