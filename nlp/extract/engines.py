@@ -14,6 +14,7 @@ Both raise :class:`ExtractFailure` with a status slug for inputs they cannot rea
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -223,17 +224,47 @@ def _utf16_len(s: str) -> int:
     return len(s) if s.isascii() else len(s.encode("utf-16-le")) // 2
 
 
+# A character outside the Basic Multilingual Plane: where a page has none (nearly every page),
+# string indices are PDFium's UTF-16 indices and no offset needs computing.
+_ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
+
+
+@functools.lru_cache(maxsize=1)
+def _unchecked_text_functions() -> tuple:
+    """PDFium's ``FPDFText_GetLooseCharBox`` and ``FPDFText_IsGenerated`` as bare foreign
+    functions (same library, same calling convention, no ``argtypes``).
+
+    pypdfium2's bindings declare argument types, so ctypes checks and converts every argument
+    on every call: about half of the 0.6–0.8 µs each call costs, and the engine makes about 600
+    calls per page. Without ``argtypes`` ctypes passes a ``c_void_p`` and a Python int as they
+    are (the documented default conversions); :class:`_Boxes` passes exactly those.
+    """
+    import ctypes
+
+    import pypdfium2.raw as pdfium_c
+
+    def bare(fn):  # a new pointer of the same function-pointer class: argtypes None, restype int
+        return type(fn)(ctypes.cast(fn, ctypes.c_void_p).value)
+
+    return bare(pdfium_c.FPDFText_GetLooseCharBox), bare(pdfium_c.FPDFText_IsGenerated)
+
+
 class _Boxes:
     """Loose character boxes through PDFium's C API with one reused rectangle (the Python
-    helper allocates four doubles per call, which dominated the cost)."""
+    helper allocates four doubles per call, which dominated the cost), called without
+    pypdfium2's argument checks (:func:`_unchecked_text_functions`)."""
 
     def __init__(self, textpage, page_h: float) -> None:
+        import ctypes
+
         import pypdfium2.raw as pdfium_c
 
-        self._fn = pdfium_c.FPDFText_GetLooseCharBox
-        self._gen = pdfium_c.FPDFText_IsGenerated
-        self._raw = textpage.raw
+        self._fn, self._gen = _unchecked_text_functions()
+        # The text page handle as a plain pointer, valid while ``textpage`` is open (the
+        # engine closes it after the page is read).
+        self._raw = ctypes.c_void_p(ctypes.cast(textpage.raw, ctypes.c_void_p).value)
         self._rect = pdfium_c.FS_RECTF()
+        self._ref = ctypes.byref(self._rect)
         self.page_h = page_h
 
     def generated(self, index: int) -> bool:
@@ -243,9 +274,16 @@ class _Boxes:
     def __call__(self, index: int) -> tuple[float, float, float, float]:
         """(x0, top, x1, bottom) of a character, top-left origin."""
         r = self._rect
-        if not self._fn(self._raw, index, r):
+        if not self._fn(self._raw, index, self._ref):
             return (0.0, 0.0, 0.0, 0.0)
         return (r.left, self.page_h - r.top, r.right, self.page_h - r.bottom)
+
+    def gap(self, a: int, b: int) -> float:
+        """Horizontal distance from the right edge of character ``a`` to the left edge of
+        character ``b`` (an edge counts as 0 where PDFium has no box, as in ``__call__``)."""
+        fn, raw, r, ref = self._fn, self._raw, self._rect, self._ref
+        left = r.left if fn(raw, b, ref) else 0.0
+        return left - (r.right if fn(raw, a, ref) else 0.0)
 
 
 def _pdfium_page(textpage, number: int, width: float, height: float) -> RawPage:
@@ -256,22 +294,29 @@ def _pdfium_page(textpage, number: int, width: float, height: float) -> RawPage:
     text = textpage.get_text_range(0, n_chars)
     page.chars = len("".join(text.split()))
     boxes = _Boxes(textpage, height)
+    bmp = _ASTRAL.search(text) is None
     pending: list[tuple[Fragment, int, float]] = []
-    pos = 0  # UTF-16 index of the current piece
+    pos = 0  # UTF-16 index of the current piece (pages with astral characters only)
     # PDFium joins a hyphenated line end to the next line itself, the hyphen becoming U+FFFE:
     # cut there again, so that every visual line keeps its geometry and cleaning decides.
     for m in _PDFIUM_LINE.finditer(text):
         body, sep = m.group(1), m.group(2)
-        start = pos
-        pos += _utf16_len(body) + _utf16_len(sep)
+        if bmp:
+            start = m.start()
+        else:
+            start = pos
+            pos += _utf16_len(body) + _utf16_len(sep)
         if sep == "\ufffe":
             body += "-"
         stripped = body.strip()
         if not stripped:
             continue
-        lead = _utf16_len(body[: len(body) - len(body.lstrip())])
-        first = start + lead
-        last = first + _utf16_len(stripped) - 1
+        if bmp:
+            first = start + len(body) - len(body.lstrip())
+            last = first + len(stripped) - 1
+        else:
+            first = start + _utf16_len(body[: len(body) - len(body.lstrip())])
+            last = first + _utf16_len(stripped) - 1
         a, b = boxes(first), boxes(last)
         top, bottom = min(a[1], b[1]), max(a[3], b[3])
         h = max(bottom - top, 1.0)
@@ -282,50 +327,57 @@ def _pdfium_page(textpage, number: int, width: float, height: float) -> RawPage:
     # character boxes only in lines clearly wider than that.
     ratios = sorted((f.x1 - f.x0) / (len(f.text) * h) for f, _, h in pending if len(f.text) >= 20)
     typical = ratios[len(ratios) // 2] if ratios else 0.5
+    lines, single = page.lines, RawLine.single
     for frag, first, h in pending:
-        if " " not in frag.text:
-            page.lines.append(RawLine.single(frag))
+        text = frag.text
+        if " " not in text:
+            lines.append(single(frag))
             continue
         # Spaces PDFium generated (between two text objects: columns, cells) are always
         # checked; typed spaces only in lines wider than their characters would fill.
-        wide = frag.x1 - frag.x0 > len(frag.text) * typical * h * 1.1 + GAP_EM * h
-        page.lines.append(RawLine(_split_wide_gaps(boxes, frag, first, h, all_spaces=wide)))
+        wide = frag.x1 - frag.x0 > len(text) * typical * h * 1.1 + GAP_EM * h
+        pieces = _split_wide_gaps(boxes, frag, first, h, all_spaces=wide, bmp=bmp)
+        lines.append(single(frag) if pieces is None else RawLine(pieces))
     return page
 
 
 _PDFIUM_LINE = re.compile(r"([^\r\n\ufffe]*)(\ufffe|\r\n|\r|\n|$)")
 
 
-def _split_wide_gaps(boxes: _Boxes, frag: Fragment, first: int, h: float, all_spaces: bool) -> list[Fragment]:
+def _split_wide_gaps(boxes: _Boxes, frag: Fragment, first: int, h: float, all_spaces: bool,
+                     bmp: bool = False) -> list[Fragment] | None:
     """Cut a line at the spaces where the ink leaves a gap wider than ``GAP_EM`` heights.
 
-    Only generated spaces and runs of spaces are measured unless ``all_spaces``. Most lines
-    have no such gap and come back as the one fragment given.
+    Only generated spaces and runs of spaces are measured unless ``all_spaces``. ``bmp``: the
+    page has no character outside the BMP (string and UTF-16 indices agree). Returns the
+    pieces, or None when the line has no such gap (most lines): it stays the one fragment.
     """
     text = frag.text
     n = len(text)
-    if _utf16_len(text) == n:
+    if bmp or _utf16_len(text) == n:
         offsets = None
     else:
         offsets, off = [], 0
         for c in text:
             offsets.append(off)
             off += 2 if ord(c) > 0xFFFF else 1
-    generated, raw = boxes._gen, boxes._raw
+    generated, raw, gap = boxes._gen, boxes._raw, boxes.gap
+    # The runs of spaces, as spans: never at the ends (the text is stripped). A single space
+    # is measured only in a wide line or where PDFium generated it.
+    runs = [m.span() for m in _SPACES.finditer(text)]
+    if not all_spaces:
+        if offsets is None:
+            runs = [(i, j) for i, j in runs if j - i > 1 or generated(raw, first + i) == 1]
+        else:
+            runs = [(i, j) for i, j in runs if j - i > 1 or generated(raw, first + offsets[i]) == 1]
     limit = GAP_EM * h
     cuts: list[tuple[int, int]] = []  # (last index before the gap, first index after it)
-    i = text.find(" ")
-    while i != -1:
-        j = i + 1
-        while j < n and text[j] == " ":
-            j += 1
-        if 0 < i and j < n:
-            a, b = (first + i - 1, first + j) if offsets is None else (first + offsets[i - 1], first + offsets[j])
-            if (all_spaces or j - i > 1 or generated(raw, a + 1) == 1) and boxes(b)[0] - boxes(a)[2] > limit:
-                cuts.append((i - 1, j))
-        i = text.find(" ", j)
+    for i, j in runs:
+        a, b = (first + i - 1, first + j) if offsets is None else (first + offsets[i - 1], first + offsets[j])
+        if gap(a, b) > limit:
+            cuts.append((i - 1, j))
     if not cuts:
-        return [frag]
+        return None
 
     def piece(i: int, j: int) -> Fragment:
         ia, ib = (first + i, first + j) if offsets is None else (first + offsets[i], first + offsets[j])
