@@ -176,6 +176,15 @@ class Provenance:
                     f"{self.correction} », est donnée à part). {labels}")
         return f"Non corrigé de l'erreur du détecteur : aucune validation disponible. {labels}"
 
+    def header(self) -> str:
+        """The report's opening line: which figures are corrected, from which validation, and
+        which model labelled the paragraphs (each said once)."""
+        if not self.correction:
+            return self.sentence(False)
+        return ("Parts non corrigées de l'erreur du détecteur, sauf la part corrigée (Rogan–Gladen, "
+                f"d'après la validation « {self.correction} »), donnée à part. "
+                f"Étiquettes des paragraphes : {self.model_text}.")
+
 
 @dataclass
 class Context:

@@ -130,8 +130,7 @@ def method(ctx: Context) -> dict[str, Any]:
     val = _validation_table(ctx)
     if val:
         tables.append(val)
-    return {"tables": tables, "sentence": ctx.provenance.sentence(False),
-            "corrected_sentence": ctx.provenance.sentence(True) if ctx.provenance.correction else ""}
+    return {"tables": tables, "header": ctx.provenance.header()}
 
 
 def _validation_table(ctx: Context) -> dict[str, Any] | None:

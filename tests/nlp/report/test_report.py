@@ -170,6 +170,11 @@ def test_provenance_sentence_on_every_figure(report):
         seg = html[html.index(f'id="tab-{table}"'):]
         assert re.search(r'<p class="prov">(.*?)</p>', seg).group(1).startswith(start), table
     assert "Validation utilisée pour la correction" in html and "validation/validation.json" in html
+    # The opening line names the validation and the labelling model once each.
+    header = re.search(r"<header>.*?</header>", html, flags=re.S).group(0)
+    assert header.count(VALIDATION_SOURCE) == 1, header
+    assert header.count(f"Étiquettes des paragraphes : modèle {MODEL}.") == 1, header
+    assert "sauf la part corrigée (Rogan–Gladen" in header
 
 
 def test_report_escapes_crawled_text(report):
