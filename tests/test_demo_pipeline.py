@@ -100,7 +100,7 @@ def test_brumeval_s_stated_lacks_of_strategy_count_as_barriers(demo_run: dict) -
     numérique", "il n'existe ni schéma directeur, ni comité de pilotage"): those hits never
     count as strategy; the ones stated as a lack count as its internal barrier (issue 11).
     (Brumeval still has the highest strategy paragraph share of the demo with the model
-    themes@fb4c09e8f553, 0.125 vs 0.119 for Valombre, with a bootstrap probability of rank 1 of
+    themes@167a9657b4ab, 0.125 vs 0.119 for Valombre, with a bootstrap probability of rank 1 of
     0.38: it does adopt and steer a schéma directeur, which the guidelines label strategy.)"""
     hits = read_table(demo_run["outputs"] / "tables" / "hits.parquet")
     mine = hits[(hits["metropole"] == "brumeval") & (hits["theme"] == "strategie")]
