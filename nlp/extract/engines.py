@@ -230,9 +230,10 @@ _ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
 
 
 @functools.lru_cache(maxsize=1)
-def _unchecked_text_functions() -> tuple:
+def _unchecked_text_functions() -> tuple | None:
     """PDFium's ``FPDFText_GetLooseCharBox`` and ``FPDFText_IsGenerated`` as bare foreign
-    functions (same library, same calling convention, no ``argtypes``).
+    functions (same library, same calling convention, no ``argtypes``), or None where the
+    bindings are not ctypes function pointers (then the checked calls are used).
 
     pypdfium2's bindings declare argument types, so ctypes checks and converts every argument
     on every call: about half of the 0.6–0.8 µs each call costs, and the engine makes about 600
@@ -246,7 +247,11 @@ def _unchecked_text_functions() -> tuple:
     def bare(fn):  # a new pointer of the same function-pointer class: argtypes None, restype int
         return type(fn)(ctypes.cast(fn, ctypes.c_void_p).value)
 
-    return bare(pdfium_c.FPDFText_GetLooseCharBox), bare(pdfium_c.FPDFText_IsGenerated)
+    try:
+        return bare(pdfium_c.FPDFText_GetLooseCharBox), bare(pdfium_c.FPDFText_IsGenerated)
+    except (TypeError, AttributeError, ctypes.ArgumentError) as exc:
+        log.debug("PDFium text functions stay checked (%s)", exc)
+        return None
 
 
 class _Boxes:
@@ -259,13 +264,18 @@ class _Boxes:
 
         import pypdfium2.raw as pdfium_c
 
-        self._fn, self._gen = _unchecked_text_functions()
-        # The text page handle as a plain pointer, valid while ``textpage`` is open (the
-        # engine closes it after the page is read).
-        self._raw = ctypes.c_void_p(ctypes.cast(textpage.raw, ctypes.c_void_p).value)
         self._rect = pdfium_c.FS_RECTF()
-        self._ref = ctypes.byref(self._rect)
         self.page_h = page_h
+        bare = _unchecked_text_functions()
+        if bare is not None:
+            self._fn, self._gen = bare
+            # The text page handle as a plain pointer, valid while ``textpage`` is open (the
+            # engine closes it after the page is read).
+            self._raw = ctypes.c_void_p(ctypes.cast(textpage.raw, ctypes.c_void_p).value)
+            self._ref = ctypes.byref(self._rect)
+        else:
+            self._fn, self._gen = pdfium_c.FPDFText_GetLooseCharBox, pdfium_c.FPDFText_IsGenerated
+            self._raw, self._ref = textpage.raw, self._rect
 
     def generated(self, index: int) -> bool:
         """Whether PDFium inserted this character (a space standing for a gap)."""

@@ -55,6 +55,7 @@ def test_unchecked_calls_give_what_the_checked_bindings_give(tmp_path: Path) -> 
     textpage = page.get_textpage()
     try:
         height = page.get_size()[1]
+        assert engines._unchecked_text_functions() is not None  # pypdfium2's ctypes bindings
         boxes = engines._Boxes(textpage, height)
         n = textpage.count_chars()
         assert n > 20
@@ -103,3 +104,15 @@ def test_cells_beyond_the_bmp_keep_their_own_geometry(tmp_path: Path) -> None:
         textpage.close()
         page.close()
         pdf.close()
+
+
+def test_checked_calls_where_bare_ones_cannot_be_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bindings that are not ctypes function pointers: the engine falls back on pypdfium2's
+    checked calls and reads the same geometry."""
+    path = _cells_pdf(tmp_path / "cells.pdf", [("Délibération n° 12", "adoptée"), (ASTRAL + " budget", "numérique")])
+    fast = engines.PdfiumEngine().extract(path)
+    monkeypatch.setattr(engines, "_unchecked_text_functions", lambda: None)
+    checked = engines.PdfiumEngine().extract(path)
+    assert [[(f.text, f.x0, f.top, f.x1, f.bottom) for f in ln.fragments] for ln in checked[0].lines] == \
+        [[(f.text, f.x0, f.top, f.x1, f.bottom) for f in ln.fragments] for ln in fast[0].lines]
+    assert len(checked[0].lines) == 2 and all(len(ln.fragments) == 2 for ln in checked[0].lines)
