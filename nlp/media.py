@@ -34,7 +34,7 @@ EXT_BY_TYPE = {
 }
 TYPE_BY_EXT = {v: k for k, v in EXT_BY_TYPE.items()}
 TYPE_BY_EXT.update({"htm": HTML, "html": HTML, "xhtml": HTML, "markdown": MARKDOWN})
-MARKDOWN_EXTENSIONS = frozenset({"md", "markdown"})
+MARKDOWN_EXTENSIONS = frozenset(ext for ext, media in TYPE_BY_EXT.items() if media == MARKDOWN)
 # Types the corpus keeps as documents (the extract stage can read them).
 DOCUMENT_TYPES = frozenset({PDF, DOCX, ODT, DOC, "application/rtf", "text/plain", MARKDOWN})
 # Text types whose charset the headers or the bytes may declare.

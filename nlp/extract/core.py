@@ -108,11 +108,9 @@ def engine_key(kind: str, settings: ExtractSettings) -> tuple[str, str]:
 
         return "trafilatura", f"trafilatura-{trafilatura.__version__}+readers-{FORMAT_READERS_VERSION}"
     if kind == "md":
-        if "markdown" not in _VERSION_CACHE:
-            from importlib.metadata import version
+        import markdown_it
 
-            _VERSION_CACHE["markdown"] = f"markdown-it-py-{version('markdown-it-py')}+readers-{FORMAT_READERS_VERSION}"
-        return "markdown", _VERSION_CACHE["markdown"]
+        return "markdown", f"markdown-it-py-{markdown_it.__version__}+readers-{FORMAT_READERS_VERSION}"
     if kind in ("docx", "odt", "txt"):
         return kind, FORMAT_READERS_VERSION
     return "none", "0"
