@@ -7,8 +7,8 @@ Run by hand (not a test): ``.venv/bin/python bench/detector_alternatives.py [--o
 - ``trees``: per label, gradient-boosted trees (scikit-learn's HistGradientBoosting) on the
   dense lexicon evidence (the named counts of ``features.lexicon_counts``) and the averaged
   word vectors, alone and averaged with the linear model's calibrated probability; the
-  evidence guard and thresholds chosen on inner out-of-fold predictions, as for the linear
-  model (3 inner folds here). Trees can learn interactions such as "a partnership term next
+  evidence guard, thresholds chosen on inner out-of-fold predictions and the closure of the
+  label sets as for the shipped model (``ThemeModel.decide``; 3 inner folds here). Trees can learn interactions such as "a partnership term next
   to a sports word" that a linear model cannot.
 - ``pruning``: the lexicon labels with, inside each training fold, the (theme, term) pairs
   whose paragraph precision on that fold is below ``tau`` dropped before labelling the
@@ -39,6 +39,7 @@ from nlp.annotate import training as T  # noqa: E402
 from nlp.annotate.detector import paragraph_negated  # noqa: E402
 from nlp.annotate.evaluate import evaluate_sets, polarity_scores  # noqa: E402
 from nlp.annotate.features import FeatureSpace, evidence_mask  # noqa: E402
+from nlp.annotate.model import close_labels  # noqa: E402
 from nlp.annotate.validation import Toolkit, is_sealed  # noqa: E402
 
 
@@ -47,15 +48,6 @@ def report(name: str, ex: list, predicted: list[list[str]]) -> None:
     t = r.labels.set_index("label")
     print(f"{name:34s} macro-F1 {r.macro_f1:.3f} | precision "
           + " ".join(f"{lab[:8]}={t.loc[lab, 'precision']:.2f}" for lab in T.THEME_LABELS), flush=True)
-
-
-def closed(on: np.ndarray, labels: list[str]) -> list[str]:
-    """Labels switched on, a sub-label only with its theme, ``numerique`` with any theme."""
-    s = {lab for lab, v in zip(labels, on) if v}
-    s = {lab for lab in s if "." not in lab or lab.split(".")[0] in s}
-    if s - {"numerique"}:
-        s.add("numerique")
-    return sorted(s)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -116,7 +108,7 @@ def run_trees(ex: list, raws: list, cfg: T.TrainConfig) -> None:
         predicted: list[list[str]] = [[] for _ in ex]
         for test, th in thresholds[k]:
             for i in test:
-                predicted[i] = closed((P[k][i] >= th) & E[i], labels)
+                predicted[i] = close_labels([lab for lab, v in zip(labels, (P[k][i] >= th) & E[i]) if v])
         report(f"{k} (evidence guard)", ex, predicted)
 
 
