@@ -69,6 +69,9 @@ DEPTH_PRIORITY = 0
 SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"
 SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+# Scrapy's fingerprint (same bytes) without a second canonicalisation of URLs the crawler
+# has already normalised (crawler.urls.normalise_url).
+REQUEST_FINGERPRINTER_CLASS = "crawler.spiders.base.NormalFormFingerprinter"
 
 # --- focused crawl -----------------------------------------------------------------------
 # An HTML page is stored as a document when it is a start URL or its relevance score

@@ -43,7 +43,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # are normalised again and again; a fresh URL is made safe up to three times on its way
 # (normalised, scope-checked, its host read).
 _SAFE_CACHE = 4096
-_NORMALISE_CACHE = 8192
+_NORMALISE_CACHE = 16384  # entries: about 8,000 URLs and their normal forms
 
 
 class Scoped(Protocol):
@@ -86,12 +86,38 @@ def _is_tracking(key: str) -> bool:
     return k in TRACKING_PARAMS or k.startswith(TRACKING_PREFIXES)
 
 
-@functools.lru_cache(maxsize=_NORMALISE_CACHE)
+# URL -> its normal form, for the URLs normalised lately, and every normal form -> itself (a
+# normal form is its own normal form): cleared when full (a dict, not an LRU, so that
+# :func:`is_normal_form` is one lookup).
+_NORMALISED: dict[str, str] = {}
+
+
 def normalise_url(url: str) -> str:
     """Canonical form of an http(s) URL, used to fetch and record each resource once (see the
     module docstring). Raises ValueError for a URL without scheme or host (not memoised).
     Memoised: the canonical form depends on the URL alone (``normalise_url.__wrapped__`` is
     the computation itself)."""
+    try:
+        return _NORMALISED[url]
+    except KeyError:
+        pass
+    canonical = _normalise(url)
+    if len(_NORMALISED) >= _NORMALISE_CACHE:
+        _NORMALISED.clear()
+    _NORMALISED[url] = canonical
+    _NORMALISED[canonical] = canonical
+    return canonical
+
+
+def is_normal_form(url: str) -> bool:
+    """True when ``url`` is a normal form :func:`normalise_url` gave lately (False says only
+    that it is not known to be one). A normal form is already in w3lib's safe form and is its
+    own canonical form (``safe_url_string`` and ``canonicalize_url`` return it unchanged,
+    tested): Scrapy need not compute either again for a request to it."""
+    return _NORMALISED.get(url) == url
+
+
+def _normalise(url: str) -> str:
     safe = safe_url(url)
     parts = urlsplit(safe)
     if not parts.scheme or not parts.netloc or not parts.hostname:
@@ -114,6 +140,9 @@ def normalise_url(url: str) -> str:
         netloc = f"{userinfo}@{netloc}"
     path = _PATH_SESSION_RE.sub("", parts.path) or "/"
     return urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+normalise_url.__wrapped__ = _normalise  # type: ignore[attr-defined]  # the uncached computation
 
 
 def url_allowed(entry: Scoped, url: str) -> bool:

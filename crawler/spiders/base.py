@@ -20,12 +20,15 @@ not hold since the crawl began (:mod:`crawler.state`).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import scrapy
 from scrapy.http import Request, Response
+from scrapy.utils.request import fingerprint as scrapy_fingerprint
 
 from crawler.attribution import Attribution, document_text, from_publisher_fields, from_text
 from crawler.focus import prepare_keywords
@@ -33,7 +36,7 @@ from crawler.items import KEPT_HEADERS, DocumentItem, FetchRecord, SourceItem
 from crawler.outcomes import HANDLED_STATUSES, classify_failure, http_status_slug
 from crawler.registry import Metropole, load_registry, registry_from_dict
 from crawler.state import CrawlState
-from crawler.urls import host_of, normalise_url
+from crawler.urls import host_of, is_normal_form, normalise_url
 from nlp.media import DOCUMENT_TYPES, detect_media_type, is_html
 from nlp.store import utcnow
 
@@ -69,6 +72,34 @@ class CrawlRequest(Request):
             return super().to_dict(spider=_callbacks_view(spider))
         except ValueError:  # a callback that is not a parse*/on_* method: the full search
             return super().to_dict(spider=spider)
+
+    def _set_url(self, url: str) -> None:
+        # A normal form of crawler.urls is already w3lib's safe form: Scrapy would encode it
+        # again for every request made and again for every one read back from the disk queue.
+        if isinstance(url, str) and is_normal_form(url):
+            self._url = url
+        else:
+            super()._set_url(url)
+
+
+class NormalFormFingerprinter:
+    """Scrapy's default request fingerprint, the same bytes, without canonicalising again a
+    URL that is already a normal form of :func:`crawler.urls.normalise_url` (it is its own
+    canonical form): w3lib's ``canonicalize_url`` ran once per request in the normaliser and
+    once more here. Other URLs get Scrapy's own computation (setting
+    ``REQUEST_FINGERPRINTER_CLASS``)."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> "NormalFormFingerprinter":
+        return cls()
+
+    def fingerprint(self, request: Request) -> bytes:
+        url = request.url
+        if not is_normal_form(url):
+            return scrapy_fingerprint(request)
+        # scrapy.utils.request.fingerprint's data with include_headers=None, keep_fragments=False.
+        data = {"method": request.method, "url": url, "body": (request.body or b"").hex(), "headers": {}}
+        return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).digest()  # noqa: S324 (Scrapy's hash)
 
 
 class _Callbacks:

@@ -84,3 +84,67 @@ def test_url_allowed_reads_the_host_host_of_reads():
             expected = bool(url.strip().lower().startswith(("http://", "https://")) and host
                             and host_in_domains(host, domains))
             assert url_allowed(entry, url) == expected, (url, domains)
+
+
+def _random_urls(n: int, seed: int = 20261128) -> list[str]:
+    """Seeded URLs with what real links carry: case, ports, IDN and IPv6 hosts, dot segments,
+    raw non-ASCII, spaces, escapes in either case, session and tracking parameters, repeated
+    and blank query names, '+' and '%20', fragments, backslashes."""
+    import random
+
+    rng = random.Random(seed)
+    hosts = ["Ex.FR", "www.grandlyon.com", "bücher.de", "[::1]", "127.0.0.1", "ex.fr.", "a-b.metropole.fr"]
+    segments = ["a", "B", ".", "..", "délib", "x y", "%c3%a9", "%C3%A9", "p;jsessionid=0A1B", "~u", "a+b",
+                "%2F", "ç", "文", "", "index.php", "a%20b", "x\\y", "'q'", "(1)"]
+    keys = ["a", "t", "utm_source", "fbclid", "id", "PHPSESSID", "q", "é", "x y", "k%3D", ""]
+    values = ["", "1", "2", "é", "a b", "a+b", "%20", "%c3%a9", "x=y", "/p", "?"]
+    urls = []
+    for _ in range(n):
+        scheme = rng.choice(["http", "https", "HTTP", "Https"])
+        port = rng.choice(["", "", ":80", ":443", ":8080"])
+        path = "/".join(rng.choice(segments) for _ in range(rng.randint(0, 5)))
+        query = "&".join(f"{rng.choice(keys)}={rng.choice(values)}" if rng.random() < 0.8 else rng.choice(keys)
+                         for _ in range(rng.randint(0, 4)))
+        url = f"{scheme}://{rng.choice(hosts)}{port}/{path}"
+        if query or rng.random() < 0.2:
+            url += "?" + query
+        if rng.random() < 0.3:
+            url += "#" + rng.choice(["top", "é", "a b"])
+        urls.append(url)
+    return urls
+
+
+def test_normal_forms_are_fixed_points_of_what_scrapy_computes_again():
+    """Requests to a normal form skip Scrapy's safe-URL encoding (CrawlRequest) and the
+    fingerprint's canonicalisation (NormalFormFingerprinter): both are exact only because a
+    normal form comes back unchanged from safe_url_string and canonicalize_url, and the
+    fingerprint is then Scrapy's own, byte for byte."""
+    from scrapy.http import Request
+    from scrapy.utils.request import fingerprint
+    from w3lib.url import safe_url_string
+
+    from crawler.spiders.base import CrawlRequest, NormalFormFingerprinter
+    from crawler.urls import is_normal_form
+
+    checked = 0
+    for url in URL_CASES + _random_urls(3000):
+        try:
+            normal = normalise_url(url)
+        except ValueError:
+            continue
+        checked += 1
+        assert is_normal_form(normal), url
+        assert normalise_url(normal) == normal, url
+        assert safe_url_string(normal) == normal, url
+        assert canonicalize_url(normal, keep_fragments=False) == normal, url
+        request = CrawlRequest(normal)
+        assert request.url == Request(normal).url == normal
+        assert NormalFormFingerprinter().fingerprint(request) == fingerprint(Request(normal)), url
+    assert checked > 2500
+    # A URL that is not a normal form gets Scrapy's own computations.
+    raw = "HTTP://Ex.FR/a b?b=2&a=1#top"
+    assert not is_normal_form(raw)
+    assert CrawlRequest(raw).url == Request(raw).url
+    assert NormalFormFingerprinter().fingerprint(CrawlRequest(raw)) == fingerprint(Request(raw))
+    post = CrawlRequest(normalise_url("https://ex.fr/f"), method="POST", body=b"a=1")
+    assert NormalFormFingerprinter().fingerprint(post) == fingerprint(post)
