@@ -119,6 +119,10 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "crawler.middlewares.BackoffRetryMiddleware": 550,
 }
+SPIDER_MIDDLEWARES = {
+    # Closest to the spiders: fetch records are written as they come (crawler.pipelines).
+    "crawler.pipelines.FetchRecordMiddleware": 1000,
+}
 ITEM_PIPELINES = {
     "crawler.pipelines.StorePipeline": 300,
 }

@@ -5,7 +5,8 @@ Stage: crawl. :class:`CrawlStateExtension` (a Scrapy extension, ``EXTENSIONS`` i
 closes it when the spider closes (after the item pipeline has finished). The spider, the
 downloader middlewares and the item pipeline reach the same :class:`CrawlState` through
 :meth:`CrawlState.of` (``crawler``); spiders only *read* from it and from the store (what is
-done, what a 304 points to), and every write goes through the pipeline.
+done, what a 304 points to), and every write goes through the pipeline (fetch records
+straight to its ``process_item``: :class:`crawler.pipelines.FetchRecordMiddleware`).
 
 Resume (setting ``BAROMETRE_RESUME``): ``corpus/.crawl/crawl.json`` says when the crawl began
 (setting ``BAROMETRE_CRAWL_STARTED``): a ``fetches`` row recorded since then with a final
@@ -97,6 +98,10 @@ class CrawlState:
         self.pages_fetched: Counter[str] = Counter()
         self.bytes_fetched: Counter[str] = Counter()
         self._links_log: Any = None
+        # The function that writes an item (the store pipeline's ``process_item``, set when
+        # the pipeline opens): fetch records reach it without Scrapy's item machinery
+        # (crawler.pipelines.FetchRecordMiddleware).
+        self.writer: Any = None
         if resume:
             self._restore_budgets()
         if jobdir is not None:

@@ -87,3 +87,40 @@ def test_an_old_batch_is_committed_and_zero_seconds_commits_every_item(tmp_path:
     assert _committed(tmp_path) == ["http://h/a", "http://h/b"]
     assert not state.commit_due() and state.commit() is False
     state.close()
+
+
+def test_fetch_records_are_written_as_a_callback_yields_them(tmp_path: Path, monkeypatch: Any,
+                                                              caplog: Any) -> None:
+    """FetchRecordMiddleware hands each fetch record to the pipeline's writer as it comes and
+    passes every other output on, in order; a record whose write fails is logged, leaves no
+    row, and the callback's other outputs go on; with no writer the records stay items."""
+    from scrapy import Request
+
+    from crawler.pipelines import FetchRecordMiddleware
+
+    pipeline, state = _pipeline(tmp_path, seconds=0.0, rows=100)
+    middleware = FetchRecordMiddleware(crawler=None)
+    middleware._state = state
+    first, last = Request("http://h/next"), Request("http://h/last")
+    records = [FetchRecord("m", "http://h/a", "ok", "page"), FetchRecord("m", "http://h/b", "http-404", "page"),
+               FetchRecord("m", "http://h/c", "ok", "page")]
+    assert list(middleware.process_spider_output(None, iter([records[0], first, records[1]]))) == [
+        records[0], first, records[1]]  # no writer yet: Scrapy's item pipeline gets them
+
+    pipeline.open_spider()  # the pipeline becomes the crawl's writer
+    assert state.writer == pipeline.process_item
+    real = state.store.record_fetch
+
+    def fail_on_b(metropole: str, url: str, *args: Any, **kwargs: Any) -> None:
+        if url.endswith("/b"):
+            raise RuntimeError("disk trouble")
+        real(metropole, url, *args, **kwargs)
+
+    monkeypatch.setattr(state.store, "record_fetch", fail_on_b)
+    with caplog.at_level("ERROR"):
+        passed = list(middleware.process_spider_output(None, iter([records[0], first, records[1], last, records[2]])))
+    assert passed == [first, last]
+    assert "Error processing" in caplog.text and "disk trouble" in caplog.text
+    assert _committed(tmp_path) == ["http://h/a", "http://h/c"]  # zero seconds: committed at once
+    assert pipeline.stats.values == Counter({"barometre/fetch/ok": 2})
+    state.close()
