@@ -17,6 +17,12 @@ pages, served by a separate process on 127.0.0.1) and in one run, it crawls N pa
 It prints pages/s (responses / Scrapy's elapsed time), CPU seconds per 1,000 pages of the
 crawl process (independent of the server's speed), the overhead ratios side by side, and
 the crawler's resident memory at 1k, 5k and 10k pages (memory should stay flat).
+
+``--paired N``: the comparison that holds on a shared machine, where one crawl's CPU per page
+varies by up to 2x from run to run. N rounds, each crawling with ``barometre`` and
+``bare-same-settings`` *at the same time*, both pinned to the first CPU (the site's server
+on the second), so that whatever else the machine does weighs on both alike; it prints each
+round's ratio of CPU seconds per 1,000 pages and their median (issue 14: at most 1.10).
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -123,20 +130,80 @@ def run_barometre(url: str, pages: int, work: Path, milestones: str, store_all: 
             "documents": summary.rows[0]["documents"]}
 
 
+def one_crawl(kind: str, url: str, pages: int) -> None:
+    """One crawl in this process (``--one KIND URL PAGES``): prints its CPU seconds per 1,000
+    pages as JSON (``--paired`` starts two of these at once)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-crawl-one-"))
+    try:
+        if kind == "bare-same-settings":
+            r = run_bare(url, work, "1000", jobdir=True)
+        else:
+            r = run_barometre(url, pages, work, "1000", store_all=False)
+        n = r["stats"]["response_received_count"]
+        print(json.dumps({"kind": kind, "pages": n, "cpu_per_1k": 1000 * r["cpu"] / n}))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _pinned(cpu: int) -> Any:
+    def pin() -> None:  # in the child, before exec: it and its own children run on one CPU
+        os.sched_setaffinity(0, {cpu})
+    return pin
+
+
+def paired(url: str, pages: int, rounds: int, cpu: int) -> list[float]:
+    """Rounds of barometre and bare-same-settings crawling at the same time on CPU ``cpu``:
+    barometre's CPU per 1,000 pages over the bare spider's, per round."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    ratios = []
+    for r in range(rounds):
+        procs = {kind: subprocess.Popen([sys.executable, __file__, "--one", kind, url, str(pages)], env=env,
+                                        stdout=subprocess.PIPE, text=True, preexec_fn=_pinned(cpu))
+                 for kind in ("barometre", "bare-same-settings")}
+        cpu_1k = {}
+        for kind, proc in procs.items():
+            out, _ = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"the {kind} crawl failed (exit {proc.returncode})")
+            cpu_1k[kind] = json.loads(out.strip().splitlines()[-1])["cpu_per_1k"]
+        ratios.append(cpu_1k["barometre"] / cpu_1k["bare-same-settings"])
+        print(f"round {r + 1}: CPU s per 1,000 pages barometre {cpu_1k['barometre']:.2f}, "
+              f"bare-same-settings {cpu_1k['bare-same-settings']:.2f}, ratio {ratios[-1]:.3f}", flush=True)
+    return ratios
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--bare":
         bare_crawl(*sys.argv[2:6])
         return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--one":
+        one_crawl(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--paired", type=int, default=0, metavar="ROUNDS",
+                        help="instead of the table: ROUNDS of barometre and bare-same-settings at the same time on one CPU")
     args = parser.parse_args()
     milestones = ",".join(str(n) for n in (1000, 5000, 10_000) if n <= args.pages)
 
+    cpus = sorted(os.sched_getaffinity(0))
     server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "crawler" / "mockserver.py")],
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True,
+                              preexec_fn=_pinned(cpus[-1]) if args.paired and len(cpus) > 1 else None)
     base = server.stdout.readline().strip()
     url = f"{base}/gen/0?max={args.pages}"
+    if args.paired:
+        try:
+            ratios = paired(url, args.pages, args.paired, cpus[0])
+        finally:
+            server.terminate()
+            server.wait()
+        print(f"\nbench_crawl --paired: {args.pages} pages, {args.paired} rounds, both crawls on CPU {cpus[0]}"
+              f"{f', the server on CPU {cpus[-1]}' if len(cpus) > 1 else ''}: barometre / bare-same-settings CPU "
+              f"per 1,000 pages, median {statistics.median(ratios):.3f} (rounds "
+              + ", ".join(f"{x:.3f}" for x in ratios) + "; target <= 1.10)")
+        return 0
     work = Path(tempfile.mkdtemp(prefix="bench-crawl-"))
     results: dict[str, list[dict[str, Any]]] = {
         "bare": [], "bare-same-settings": [], "barometre": [], "barometre-store-all": []}
