@@ -56,17 +56,22 @@ def test_items_are_committed_in_batches_with_their_links_first(tmp_path: Path) -
     state.close()
 
 
-def test_a_failed_item_leaves_no_row_and_the_batch_goes_on(tmp_path: Path, monkeypatch: Any) -> None:
-    pipeline, state = _pipeline(tmp_path, rows=100)
-    pipeline.process_item(FetchRecord("m", "http://h/a", "ok", "page"))
+def _fail_on(state: CrawlState, monkeypatch: Any, suffix: str) -> None:
+    """The store fails to record the fetch of a URL ending with ``suffix`` (a disk error)."""
     real = state.store.record_fetch
 
-    def fail_on_alias(metropole: str, url: str, *args: Any, **kwargs: Any) -> None:
-        if url.endswith("/alias"):
+    def record_fetch(metropole: str, url: str, *args: Any, **kwargs: Any) -> None:
+        if url.endswith(suffix):
             raise RuntimeError("disk trouble")
         real(metropole, url, *args, **kwargs)
 
-    monkeypatch.setattr(state.store, "record_fetch", fail_on_alias)
+    monkeypatch.setattr(state.store, "record_fetch", record_fetch)
+
+
+def test_a_failed_item_leaves_no_row_and_the_batch_goes_on(tmp_path: Path, monkeypatch: Any) -> None:
+    pipeline, state = _pipeline(tmp_path, rows=100)
+    pipeline.process_item(FetchRecord("m", "http://h/a", "ok", "page"))
+    _fail_on(state, monkeypatch, "/alias")
     with pytest.raises(RuntimeError):  # the first URL of the item was written, then undone
         pipeline.process_item(FetchRecord("m", "http://h/b", "ok", "page", aliases=["http://h/alias"]))
     pipeline.process_item(FetchRecord("m", "http://h/c", "ok", "page"))
@@ -109,14 +114,7 @@ def test_fetch_records_are_written_as_a_callback_yields_them(tmp_path: Path, mon
 
     pipeline.open_spider()  # the pipeline becomes the crawl's writer
     assert state.writer == pipeline.process_item
-    real = state.store.record_fetch
-
-    def fail_on_b(metropole: str, url: str, *args: Any, **kwargs: Any) -> None:
-        if url.endswith("/b"):
-            raise RuntimeError("disk trouble")
-        real(metropole, url, *args, **kwargs)
-
-    monkeypatch.setattr(state.store, "record_fetch", fail_on_b)
+    _fail_on(state, monkeypatch, "/b")
     with caplog.at_level("ERROR"):
         passed = list(middleware.process_spider_output(None, iter([records[0], first, records[1], last, records[2]])))
     assert passed == [first, last]
