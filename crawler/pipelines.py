@@ -12,7 +12,7 @@ A document, its source and the fetch rows of every URL that led to it are writte
 is stored. That is what lets ``--resume`` skip it (crawler.middlewares.CrawlGateMiddleware).
 Fetch outcomes (:class:`FetchRecord`, one per page that is only followed) are handed to the
 same :meth:`StorePipeline.process_item` by :class:`FetchRecordMiddleware` as soon as a callback
-yields them, without Scrapy's per-item machinery (deferreds, signals, log records: 6% of the
+yields them, without Scrapy's per-item machinery (deferreds, signals, log records: 8% of the
 crawl's CPU in paired runs of bench/bench_crawl.py's site); documents and sources go through
 Scrapy's item pipeline, as does a record an errback returns (Scrapy does not pass errback
 output through spider middlewares).
