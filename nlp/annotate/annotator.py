@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from itertools import islice
@@ -243,12 +243,14 @@ class ThemeAnnotator:
         labels: set[str] = set()
         hits: list[Hit] = []
         w = self.context_window
+        digital_order = sorted(digital_sents)
         for hit, (_s, _e, rule, absence) in theme_hits:
             lex = self.compiled.lexicon_of[rule.lexicon]
             if w is None:
                 hit.digital_context = bool(digital_sents)
-            else:
-                hit.digital_context = any(abs(hit.sentence_index - d) <= w for d in digital_sents)
+            else:  # the first digital sentence from w before the hit's is at most w after it
+                i = bisect_left(digital_order, hit.sentence_index - w)
+                hit.digital_context = i < len(digital_order) and digital_order[i] <= hit.sentence_index + w
             hits.append(hit)
             if lex.requires_digital_context and not hit.digital_context:
                 hit.reason = "out-of-context"
@@ -331,11 +333,16 @@ def _one_per_mention(theme_hits: list[tuple[Hit, Any]]) -> list[tuple[Hit, Any]]
     kept: list[tuple[Hit, Any]] = []
     for items in by_theme.values():
         items.sort(key=lambda it: (not it[1][2].digital, -(it[0].text_end - it[0].text_start), it[0].text_start))
-        taken: list[tuple[int, int]] = []
+        # The spans taken so far, disjoint, in text order: a new span overlaps one of them
+        # only if it overlaps its neighbours there (a search, not a comparison with each).
+        starts: list[int] = []
+        ends: list[int] = []
         for it in items:
             s, e = it[0].text_start, it[0].text_end
-            if all(e <= ts or s >= te for ts, te in taken):
-                taken.append((s, e))
+            i = bisect_right(starts, s)
+            if (i == 0 or ends[i - 1] <= s) and (i == len(starts) or starts[i] >= e):
+                starts.insert(i, s)
+                ends.insert(i, e)
                 kept.append(it)
     kept.sort(key=lambda it: (it[0].text_start, it[0].text_end))
     return kept

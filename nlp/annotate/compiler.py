@@ -474,14 +474,27 @@ class CompiledLexicons:
             groups.setdefault(key, []).append((rule, start, end))
         out: list[tuple[TermRule, int, int]] = []
         for items in groups.values():
-            items.sort(key=lambda x: (x[1], -(x[2] - x[1])))
-            for rule, start, end in items:
-                nested = any(
-                    (s <= start and end <= e) and (e - s) > (end - start)
-                    for _r, s, e in items
-                )
-                if not nested:
-                    out.append((rule, start, end))
+            out += not_nested(items)
         out.sort(key=lambda x: (x[1], x[2]))
         return out
 
+
+
+def not_nested(items: list[tuple[Any, int, int]]) -> list[tuple[Any, int, int]]:
+    """The ``(payload, start, end)`` spans that no strictly longer span of ``items`` contains
+    (identical spans are all kept), in (start, longest first) order.
+
+    In that order a span is nested when one before it starts earlier and ends at or after its
+    end, or starts with it and ends after it: one pass, linear in the spans (comparing each span
+    with every other made long texts quadratic)."""
+    items = sorted(items, key=lambda x: (x[1], -(x[2] - x[1])))
+    out = []
+    ends_before, group_start, group_end = -1, -1, -1
+    for item in items:
+        start, end = item[1], item[2]
+        if start != group_start:
+            ends_before, group_start, group_end = max(ends_before, group_end), start, -1
+        if ends_before < end and group_end <= end:
+            out.append(item)
+        group_end = max(group_end, end)
+    return out

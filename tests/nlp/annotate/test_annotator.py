@@ -117,6 +117,37 @@ def test_nested_hits_resolve_to_the_longest(annotator):
     assert [h.matched for h in strat] == ["stratégie numérique"]
 
 
+def test_span_choices_are_their_definitions_in_linear_time():
+    """The two span choices, one pass each (a comparison of every hit with every other made a
+    long text quadratic), against their definitions on seeded random spans: a span is dropped
+    as nested when a strictly longer one contains it (identical spans all stay); one hit per
+    mention keeps, in its order of preference, each span that overlaps none kept before it."""
+    import random
+    from types import SimpleNamespace
+
+    from nlp.annotate.annotator import _one_per_mention
+    from nlp.annotate.compiler import not_nested
+
+    rng = random.Random(20261128)
+    for _ in range(400):
+        starts = [rng.randint(0, 40) for _ in range(rng.randint(0, 30))]
+        items = [(k, s, s + rng.randint(1, 8)) for k, s in enumerate(starts)]
+        expected = [it for it in items
+                    if not any(s <= it[1] and it[2] <= e and e - s > it[2] - it[1] for _k, s, e in items)]
+        assert sorted(not_nested(items)) == sorted(expected)
+
+        hits = [(SimpleNamespace(theme=rng.choice("ab"), text_start=s, text_end=e, n=k),
+                 (None, None, SimpleNamespace(digital=rng.random() < 0.3), None)) for k, s, e in items]
+        order = sorted(hits, key=lambda it: (it[0].theme, not it[1][2].digital,
+                                             -(it[0].text_end - it[0].text_start), it[0].text_start))
+        kept, taken = [], {"a": [], "b": []}
+        for h, meta in order:
+            if all(h.text_end <= ts or h.text_start >= te for ts, te in taken[h.theme]):
+                taken[h.theme].append((h.text_start, h.text_end))
+                kept.append(h.n)
+        assert sorted(h.n for h, _m in _one_per_mention(list(hits))) == sorted(kept)
+
+
 def test_inflected_forms_match_lemma_terms(annotator):
     ann = annotator.annotate_one("Trois conseillères numériques accompagnent les habitants.")
     assert any(h.term_id == "inclusion.inclusion_numerique" and h.matched == "conseillères numériques"
