@@ -176,13 +176,14 @@ def print_unseen_text(lexicons: Any, model: str, full_model: Any) -> None:
     words = sum(len(t.split()) for t in texts)
     print(f"\nunseen text: {len(texts):,} training paragraphs, {words:,} words, a fresh detector each")
     print(f"{'tokenizer cache (chunks)':26} {'1st pass words/cpu-s':>21} {'2nd pass words/cpu-s':>21}")
-    for cap in (10_000, TOKENIZER_CACHE_CHUNKS):
+    default = spacy.blank("fr").tokenizer.max_cache_size  # spaCy's own, read rather than assumed
+    for cap in (default, TOKENIZER_CACHE_CHUNKS):
         annotator = ThemeAnnotator(lexicons, model=model, lemma_pipeline=full_model)
         annotator.pipeline.tokenizer.max_cache_size = cap
         detector = ThemeDetector(annotator, ThemeModel.load(), Resources(model))
         list(detector.detect(["Le conseil adopte le schéma directeur."]))  # first-call costs
         passes = [rate(lambda ts: [None for _ in detector.detect(ts)], texts, words)[2] for _ in range(2)]
-        label = f"{cap:,}" + (" (spaCy's default)" if cap == 10_000 else " (barometre's)")
+        label = f"{cap:,}" + (" (spaCy's default)" if cap == default else " (barometre's)")
         print(f"{label:26} {passes[0]:21,.0f} {passes[1]:21,.0f}")
 
 
